@@ -1,0 +1,45 @@
+# Two commands set up a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SYSTEM_PACKAGES := chromium chromium-driver fonts-noto-cjk
+
+.PHONY: run serve test system-packages screenshots bench bench-large clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+## run: install, then serve the embedded demo plant with its live simulator on :8050
+run: $(VENV)/.runtime
+	$(PY) app.py
+
+## serve: serve the configured DATABASE_URL without the simulator
+serve: $(VENV)/.runtime
+	$(PY) app.py serve
+
+## system-packages: Chromium, its driver and CJK fonts for browser tests (installed when root)
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing system packages:$$missing (browser tests will skip; run as root to install)"; fi; \
+	fi
+
+## test: install everything the tests need, then run them
+test: $(VENV)/.dev system-packages
+	$(PY) -m pytest
+
+## screenshots: regenerate docs/screenshots from a running demo plant
+screenshots: $(VENV)/.dev system-packages
+	$(PY) -m tools.screenshots
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .hypothesis

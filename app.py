@@ -1,0 +1,151 @@
+"""FloorLink: the app factory and the command line.
+
+    python app.py            serve the embedded demo plant with its live simulator
+    python app.py --help     every command
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+import dash
+
+from data import db, settings, timezones
+
+log = logging.getLogger("floorlink")
+
+
+def create_app(database_url: str | None = None) -> dash.Dash:
+    """The Dash app on `database_url` (default: the configured database)."""
+    from dashboards import _ui
+    from data import snapshot
+
+    app = dash.Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="dashboards",
+        title="FloorLink 现场协同看板",
+        update_title=None,
+        suppress_callback_exceptions=True,
+    )
+    server = app.server
+    server.config["FLOORLINK_DATABASE_URL"] = database_url or settings.database_url()
+    snapshot.init_app(server)
+    app.layout = _ui.app_shell()
+    return app
+
+
+def create_server():
+    """WSGI entry point for gunicorn: `gunicorn --preload 'app:create_server()'`."""
+    return create_app().server
+
+
+def _instant(value: str | None, default):
+    return timezones.parse_instant(value) if value else default
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """FloorLink: a live operations wall for multi-department site management (现场协同看板)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(run_embedded)
+
+
+@cli.command("run")
+def run_embedded() -> None:
+    """Serve the embedded default: a SQLite demo plant, filled on first start, with the live simulator."""
+    from data import demo, simulator
+
+    engine = db.get_engine()
+    db.upgrade_schema(engine)
+    if demo.is_empty(engine):
+        days, seed = settings.get_int("DEMO_DAYS"), settings.get_int("DEMO_SEED")
+        log.info("filling the demo plant: %d days, seed %d (first start only)", days, seed)
+        demo.build_demo_plant(engine, days=days, seed=seed)
+    simulator.start_background(engine)
+    _serve(settings.get("HOST"), settings.get_int("PORT"))
+
+
+@cli.command()
+@click.option("--host", default=None, help="Listen address (default: HOST setting).")
+@click.option("--port", type=int, default=None, help="Port (default: PORT setting).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the app on the configured database (DATABASE_URL), without the simulator."""
+    _serve(host or settings.get("HOST"), port or settings.get_int("PORT"))
+
+
+def _serve(host: str, port: int) -> None:
+    app = create_app()
+    log.info("serving on http://%s:%d", host, port)
+    app.run(host=host, port=port, debug=False)
+
+
+@cli.command("init-db")
+def init_db() -> None:
+    """Create or migrate the schema of the configured database."""
+    db.upgrade_schema(db.get_engine())
+    click.echo("schema is up to date")
+
+
+@cli.command()
+@click.option("--days", type=int, default=90, show_default=True, help="Days of history.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
+@click.option("--end", default=None, help="Last instant of the history (ISO 8601; default: now, to the hour).")
+def demo(days: int, seed: int, end: str | None) -> None:
+    """Write a reproducible demo plant's history into the configured database."""
+    from data import demo as demo_plant
+
+    engine = db.get_engine()
+    db.upgrade_schema(engine)
+    summary = demo_plant.build_demo_plant(engine, days=days, seed=seed,
+                                          end=_instant(end, None))
+    for table, count in summary.items():
+        click.echo(f"{table:16} {count:>9,}")
+
+
+@cli.command("import")
+@click.argument("table")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML mapping of your column names, codes and date formats.")
+def import_file(table: str, file: Path, mapping: Path | None) -> None:
+    """Import one canonical TABLE from a CSV or XLSX FILE (all rows or none)."""
+    from data import importer
+
+    engine = db.get_engine()
+    db.upgrade_schema(engine)
+    try:
+        result = importer.import_file(engine, table, file, mapping=mapping)
+    except importer.ImportRejected as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{file}: {result.rows} rows imported into {table}")
+
+
+@cli.command()
+@click.option("--since", default=None, help="Window start, ISO 8601 (default: 7 days before --until).")
+@click.option("--until", default=None, help="Window end, exclusive (default: --as-of).")
+@click.option("--as-of", "as_of", default=None, help="Instant the KPIs are computed at (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON object.")
+def kpis(since: str | None, until: str | None, as_of: str | None, as_json: bool) -> None:
+    """Print the KPIs of a window (contract section 2)."""
+    from data import kpi_report
+
+    at = _instant(as_of, timezones.utc_now())
+    end = _instant(until, at)
+    start = _instant(since, end - timedelta(days=7))
+    report = kpi_report.kpi_report(db.get_engine(), since=start, until=end, as_of=at)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        click.echo(kpi_report.format_text(report))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,184 @@
+"""The canonical tables of the data contract, as SQLAlchemy 2.x models.
+
+Instants are stored as naive UTC (portable between SQLite and PostgreSQL) and come back
+as aware UTC datetimes; `UtcDateTime` refuses naive values so no local time slips in.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import (
+    CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+    UniqueConstraint, text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ISSUE_STATUSES = ("open", "acknowledged", "resolved", "closed", "cancelled")
+EVENT_KINDS = ("raised", "acknowledged", "reassigned", "escalated", "commented", "resolved",
+               "reopened", "closed")
+SEVERITIES = ("P1", "P2", "P3", "P4")
+LOCATION_KINDS = ("supplier", "receiving", "iqc", "warehouse", "line_side", "wip", "finished",
+                  "customer", "scrap", "consumption")
+
+
+class UtcDateTime(TypeDecorator):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the database; pass an aware instant")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Department(Base):
+    __tablename__ = "departments"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100))
+
+
+class Person(Base):
+    __tablename__ = "people"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    im_handle: Mapped[Optional[str]] = mapped_column(String(100))
+
+
+class SlaRule(Base):
+    __tablename__ = "sla_rules"
+    issue_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100))
+    owner_department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    notify_department_codes: Mapped[str] = mapped_column(String(400), default="")
+    ack_minutes: Mapped[float] = mapped_column(Float)
+    resolve_minutes: Mapped[float] = mapped_column(Float)
+    __table_args__ = (
+        CheckConstraint("ack_minutes > 0", name="ck_sla_ack_positive"),
+        CheckConstraint("resolve_minutes >= ack_minutes", name="ck_sla_resolve_after_ack"),
+    )
+
+
+class Location(Base):
+    __tablename__ = "locations"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    line: Mapped[Optional[str]] = mapped_column(String(32))
+    max_dwell_minutes: Mapped[Optional[float]] = mapped_column(Float)
+    __table_args__ = (CheckConstraint(_in("kind", LOCATION_KINDS), name="ck_location_kind"),)
+
+
+class Material(Base):
+    __tablename__ = "materials"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(64))
+
+
+class Issue(Base):
+    __tablename__ = "issues"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issue_type: Mapped[str] = mapped_column(ForeignKey("sla_rules.issue_type"))
+    title: Mapped[str] = mapped_column(String(400))
+    severity: Mapped[str] = mapped_column(String(2))
+    location_code: Mapped[Optional[str]] = mapped_column(ForeignKey("locations.code"))
+    raised_by: Mapped[Optional[str]] = mapped_column(String(100))
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    owner_department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    acknowledged_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+    closed_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    cause: Mapped[Optional[str]] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint(_in("status", ISSUE_STATUSES), name="ck_issue_status"),
+        CheckConstraint(_in("severity", SEVERITIES), name="ck_issue_severity"),
+        Index("ix_issues_raised_at", "raised_at"),
+        Index("ix_issues_owner_raised_at", "owner_department_code", "raised_at"),
+        # The wall asks "what is open now" every refresh: index only the unresolved rows.
+        Index("ix_issues_unresolved", "raised_at",
+              sqlite_where=text("resolved_at IS NULL AND status != 'cancelled'"),
+              postgresql_where=text("resolved_at IS NULL AND status != 'cancelled'")),
+        Index("ix_issues_resolved_at", "resolved_at"),
+    )
+
+
+class IssueEvent(Base):
+    __tablename__ = "issue_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_id: Mapped[str] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    department_code: Mapped[Optional[str]] = mapped_column(ForeignKey("departments.code"))
+    actor: Mapped[Optional[str]] = mapped_column(String(100))
+    note: Mapped[Optional[str]] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint(_in("kind", EVENT_KINDS), name="ck_event_kind"),
+        # An event is the same event when issue, instant, kind and department agree:
+        # re-imports and simulator retries cannot write it twice.
+        UniqueConstraint("issue_id", "at", "kind", "department_code", name="uq_issue_event"),
+        Index("ix_issue_events_at", "at"),
+    )
+
+
+class Movement(Base):
+    __tablename__ = "movements"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    material_code: Mapped[str] = mapped_column(ForeignKey("materials.code"))
+    lot: Mapped[str] = mapped_column(String(64))
+    qty: Mapped[float] = mapped_column(Float)
+    from_location_code: Mapped[str] = mapped_column(ForeignKey("locations.code"))
+    to_location_code: Mapped[str] = mapped_column(ForeignKey("locations.code"))
+    order_ref: Mapped[Optional[str]] = mapped_column(String(64))
+    __table_args__ = (
+        CheckConstraint("qty > 0", name="ck_movement_qty_positive"),
+        Index("ix_movements_at", "at"),
+        Index("ix_movements_to_at", "to_location_code", "at"),
+        Index("ix_movements_from_at", "from_location_code", "at"),
+        Index("ix_movements_lot", "lot"),
+    )
+
+
+class ProductionPlan(Base):
+    __tablename__ = "production_plan"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    line: Mapped[str] = mapped_column(String(32))
+    shift_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    shift_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    planned_qty: Mapped[float] = mapped_column(Float)
+    actual_qty: Mapped[Optional[float]] = mapped_column(Float)
+    __table_args__ = (
+        UniqueConstraint("line", "shift_start", name="uq_plan_line_shift"),
+        CheckConstraint("shift_end > shift_start", name="ck_plan_shift_order"),
+        Index("ix_plan_shift_start", "shift_start"),
+    )
+
+
+CANONICAL_TABLES = {
+    "departments": Department, "people": Person, "sla_rules": SlaRule, "locations": Location,
+    "materials": Material, "issues": Issue, "issue_events": IssueEvent, "movements": Movement,
+    "production_plan": ProductionPlan,
+}

@@ -1,0 +1,72 @@
+"""Configuration from environment variables, declared once as a table.
+
+Each setting has a default that works on a fresh machine and a help text; the README's
+settings table is checked against this one by a test, so nothing goes undocumented.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_DB_PATH = PROJECT_ROOT / "instance" / "floorlink.sqlite"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", f"sqlite:///{EMBEDDED_DB_PATH}",
+            "SQLAlchemy URL of the database. Default: the embedded SQLite file instance/floorlink.sqlite."),
+    Setting("SITE_TZ", "Asia/Shanghai",
+            "IANA time zone of the site: naive imported times are read in it, and every screen shows it."),
+    Setting("HOST", "127.0.0.1", "Address the web server listens on."),
+    Setting("PORT", "8050", "Port the web server listens on."),
+    Setting("REFRESH_S", "10", "Seconds between wall refreshes (one timed interval per page)."),
+    Setting("RESPONSE_GOAL_MIN", "15", "Goal for median response time in minutes, drawn on the wall and trend."),
+    Setting("CACHE_DIR", str(PROJECT_ROOT / "instance" / "cache"),
+            "Folder of the file cache shared by all workers when REDIS_URL is not set."),
+    Setting("REDIS_URL", "", "Redis URL (redis://host:port/db). When set, snapshots are cached in Redis instead of files."),
+    Setting("CACHE_KEY_PREFIX", "floorlink:", "Prefix of every cache key, so several sites can share one Redis."),
+    Setting("DEMO_DAYS", "90", "Days of history the embedded demo plant is filled with on first start."),
+    Setting("DEMO_SEED", "7", "Random seed of the embedded demo plant (same seed, same plant)."),
+    Setting("SIMULATOR_ISSUES_PER_HOUR", "40", "Issues the live simulator raises per hour on the embedded default."),
+    Setting("SIMULATOR_MOVES_PER_HOUR", "240", "Material movements the live simulator writes per hour on the embedded default."),
+    Setting("SIMULATOR_TICK_S", "5", "Seconds between live simulator steps."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def get(name: str) -> str:
+    """The value of a declared setting: the environment first, then its default."""
+    return os.environ.get(name) or _BY_NAME[name].default
+
+
+def get_int(name: str) -> int:
+    value = get(name)
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"setting {name} must be a whole number, got {value!r}") from None
+
+
+def get_float(name: str) -> float:
+    value = get(name)
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"setting {name} must be a number, got {value!r}") from None
+
+
+def database_url() -> str:
+    return get("DATABASE_URL")
+
+
+def is_embedded_default() -> bool:
+    return "DATABASE_URL" not in os.environ or not os.environ["DATABASE_URL"]

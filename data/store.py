@@ -1,0 +1,151 @@
+"""Writes: idempotent upserts for bulk sources, and the issue life cycle for live ones.
+
+Every source (import, demo plant, live simulator, and later the andon page and the ingest
+API) writes through here, so the rules of the contract hold whoever writes.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Mapping, Sequence
+
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from data.models import Issue, IssueEvent, Movement, SlaRule
+
+# Rows per INSERT statement: SQLite allows 32766 bound parameters per statement.
+_BATCH_ROWS = 2000
+
+
+class LifecycleError(ValueError):
+    """A change that the issue's current state does not allow."""
+
+
+def _conflict_keys(model) -> list[str]:
+    """The columns that say two rows are the same row (the natural key of the contract)."""
+    if model is IssueEvent:
+        return ["issue_id", "at", "kind", "department_code"]
+    if model.__tablename__ == "production_plan":
+        return ["line", "shift_start"]
+    return [c.name for c in sa_inspect(model).primary_key]
+
+
+def upsert_rows(conn: Connection, model, rows: Sequence[Mapping]) -> None:
+    """Insert rows; a row whose key exists replaces it, so re-importing writes once."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        insert = postgresql.insert
+    elif dialect == "sqlite":
+        insert = sqlite.insert
+    else:
+        raise NotImplementedError(f"upsert is not implemented for {dialect}")
+    keys = _conflict_keys(model)
+    table = model.__table__
+    for start in range(0, len(rows), _BATCH_ROWS):
+        batch = [dict(r) for r in rows[start:start + _BATCH_ROWS]]
+        stmt = insert(table).values(batch)
+        updatable = [c for c in batch[0] if c not in keys and c != "id"]
+        if updatable:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=keys, set_={c: stmt.excluded[c] for c in updatable})
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+        conn.execute(stmt)
+
+
+def _issue(session: Session, issue_id: str) -> Issue:
+    issue = session.get(Issue, issue_id)
+    if issue is None:
+        raise LifecycleError(f"issue {issue_id!r} does not exist")
+    return issue
+
+
+def _event(session: Session, issue: Issue, at: datetime, kind: str, actor: str | None,
+           note: str | None = None) -> None:
+    if at < issue.raised_at:
+        raise LifecycleError(f"issue {issue.id}: {kind} at {at.isoformat()} is before it was raised")
+    session.add(IssueEvent(issue_id=issue.id, at=at, kind=kind,
+                           department_code=issue.owner_department_code, actor=actor, note=note))
+
+
+def raise_issue(session: Session, *, issue_id: str, issue_type: str, title: str, severity: str,
+                at: datetime, location_code: str | None = None, raised_by: str | None = None,
+                owner_department_code: str | None = None) -> Issue:
+    """A new open issue, owned by its SLA rule's department unless another is named."""
+    rule = session.get(SlaRule, issue_type)
+    if rule is None:
+        raise LifecycleError(f"issue {issue_id}: unknown issue_type {issue_type!r}")
+    issue = Issue(id=issue_id, issue_type=issue_type, title=title, severity=severity,
+                  location_code=location_code, raised_by=raised_by, raised_at=at,
+                  owner_department_code=owner_department_code or rule.owner_department_code,
+                  status="open")
+    session.add(issue)
+    _event(session, issue, at, "raised", raised_by)
+    return issue
+
+
+def acknowledge(session: Session, issue_id: str, at: datetime, actor: str | None = None) -> Issue:
+    issue = _issue(session, issue_id)
+    if issue.status not in ("open",):
+        raise LifecycleError(f"issue {issue_id} is {issue.status}; only an open issue can be acknowledged")
+    issue.acknowledged_at = at
+    issue.status = "acknowledged"
+    _event(session, issue, at, "acknowledged", actor)
+    return issue
+
+
+def reassign(session: Session, issue_id: str, at: datetime, to_department_code: str,
+             actor: str | None = None, note: str | None = None) -> Issue:
+    """Hand the issue to another department; the hand-off is recorded for buck-passing analysis."""
+    issue = _issue(session, issue_id)
+    if issue.status in ("resolved", "closed", "cancelled"):
+        raise LifecycleError(f"issue {issue_id} is {issue.status}; it cannot be reassigned")
+    if to_department_code == issue.owner_department_code:
+        raise LifecycleError(f"issue {issue_id} is already held by {to_department_code}")
+    issue.owner_department_code = to_department_code
+    _event(session, issue, at, "reassigned", actor, note)
+    return issue
+
+
+def escalate(session: Session, issue_id: str, at: datetime, actor: str | None = None,
+             note: str | None = None) -> Issue:
+    issue = _issue(session, issue_id)
+    if issue.status in ("resolved", "closed", "cancelled"):
+        raise LifecycleError(f"issue {issue_id} is {issue.status}; it cannot be escalated")
+    _event(session, issue, at, "escalated", actor, note)
+    return issue
+
+
+def resolve(session: Session, issue_id: str, at: datetime, actor: str | None = None,
+            cause: str | None = None) -> Issue:
+    issue = _issue(session, issue_id)
+    if issue.status not in ("open", "acknowledged"):
+        raise LifecycleError(f"issue {issue_id} is {issue.status}; it cannot be resolved")
+    if issue.acknowledged_at is None:
+        issue.acknowledged_at = at
+        _event(session, issue, at, "acknowledged", actor)
+    issue.resolved_at = at
+    issue.status = "resolved"
+    if cause:
+        issue.cause = cause
+    _event(session, issue, at, "resolved", actor, cause)
+    return issue
+
+
+def close(session: Session, issue_id: str, at: datetime, actor: str | None = None) -> Issue:
+    issue = _issue(session, issue_id)
+    if issue.status != "resolved":
+        raise LifecycleError(f"issue {issue_id} is {issue.status}; only a resolved issue can be closed")
+    issue.closed_at = at
+    issue.status = "closed"
+    _event(session, issue, at, "closed", actor)
+    return issue
+
+
+def record_movements(session: Session, movements: Iterable[Mapping]) -> None:
+    """Material moves, each with a unique id; a repeated id is the same movement, written once."""
+    upsert_rows(session.connection(), Movement, list(movements))
