@@ -15,15 +15,15 @@ from sqlalchemy.orm import Session
 
 from data.models import Issue, IssueEvent, Movement, SlaRule
 
-# Rows per INSERT statement: SQLite allows 32766 bound parameters per statement.
-_BATCH_ROWS = 2000
+# Rows sent per round trip; bounds the memory of one batch.
+_BATCH_ROWS = 5000
 
 
 class LifecycleError(ValueError):
     """A change that the issue's current state does not allow."""
 
 
-def _conflict_keys(model) -> list[str]:
+def natural_key(model) -> list[str]:
     """The columns that say two rows are the same row (the natural key of the contract)."""
     if model is IssueEvent:
         return ["issue_id", "at", "kind", "department_code"]
@@ -43,18 +43,17 @@ def upsert_rows(conn: Connection, model, rows: Sequence[Mapping]) -> None:
         insert = sqlite.insert
     else:
         raise NotImplementedError(f"upsert is not implemented for {dialect}")
-    keys = _conflict_keys(model)
-    table = model.__table__
+    keys = natural_key(model)
+    stmt = insert(model.__table__)
+    updatable = [c for c in rows[0] if c not in keys and c != "id"]
+    if updatable:
+        stmt = stmt.on_conflict_do_update(index_elements=keys,
+                                          set_={c: stmt.excluded[c] for c in updatable})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    # One statement, executed over batches of rows: SQLAlchemy compiles it once.
     for start in range(0, len(rows), _BATCH_ROWS):
-        batch = [dict(r) for r in rows[start:start + _BATCH_ROWS]]
-        stmt = insert(table).values(batch)
-        updatable = [c for c in batch[0] if c not in keys and c != "id"]
-        if updatable:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=keys, set_={c: stmt.excluded[c] for c in updatable})
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-        conn.execute(stmt)
+        conn.execute(stmt, [dict(r) for r in rows[start:start + _BATCH_ROWS]])
 
 
 def _issue(session: Session, issue_id: str) -> Issue:
