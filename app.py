@@ -22,7 +22,7 @@ log = logging.getLogger("floorlink")
 def create_app(database_url: str | None = None) -> dash.Dash:
     """The Dash app on `database_url` (default: the configured database)."""
     from dashboards import _ui
-    from data import snapshot
+    from data import cache
 
     app = dash.Dash(
         __name__,
@@ -34,7 +34,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     )
     server = app.server
     server.config["FLOORLINK_DATABASE_URL"] = database_url or settings.database_url()
-    snapshot.init_app(server)
+    cache.init_app(server)
     app.layout = _ui.app_shell()
     return app
 
@@ -112,16 +112,14 @@ def demo(days: int, seed: int, end: str | None) -> None:
 @cli.command("import")
 @click.argument("table")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML mapping of your column names, codes and date formats.")
-def import_file(table: str, file: Path, mapping: Path | None) -> None:
+def import_file(table: str, file: Path) -> None:
     """Import one canonical TABLE from a CSV or XLSX FILE (all rows or none)."""
     from data import importer
 
     engine = db.get_engine()
     db.upgrade_schema(engine)
     try:
-        result = importer.import_file(engine, table, file, mapping=mapping)
+        result = importer.import_file(engine, table, file)
     except importer.ImportRejected as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -29,6 +29,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PORT", "8050", "Port the web server listens on."),
     Setting("REFRESH_S", "10", "Seconds between wall refreshes (one timed interval per page)."),
     Setting("RESPONSE_GOAL_MIN", "15", "Goal for median response time in minutes, drawn on the wall and trend."),
+    Setting("THRESHOLD_OPEN", "20,40", "Open issues: tile turns amber at the first number, red at the second."),
+    Setting("THRESHOLD_OVERDUE", "1,5", "Overdue issues: amber at the first number, red at the second."),
+    Setting("THRESHOLD_MEDIAN_RESPONSE_MIN", "15,30", "Median response minutes today: amber above the first, red above the second."),
+    Setting("THRESHOLD_RESPONSE_SLA", "0.9,0.75", "Response SLA compliance today: amber below the first, red below the second."),
+    Setting("THRESHOLD_RESOLUTION_RATE", "0.8,0.6", "Resolution rate today: amber below the first, red below the second."),
+    Setting("THRESHOLD_PLAN_ATTAINMENT", "0.95,0.85", "Plan attainment this shift: amber below the first, red below the second."),
     Setting("CACHE_DIR", str(PROJECT_ROOT / "instance" / "cache"),
             "Folder of the file cache shared by all workers when REDIS_URL is not set."),
     Setting("REDIS_URL", "", "Redis URL (redis://host:port/db). When set, snapshots are cached in Redis instead of files."),
@@ -62,6 +68,16 @@ def get_float(name: str) -> float:
         return float(value)
     except ValueError:
         raise ValueError(f"setting {name} must be a number, got {value!r}") from None
+
+
+def get_pair(name: str) -> tuple[float, float]:
+    """A 'first,second' threshold pair."""
+    value = get(name)
+    try:
+        first, second = (float(part) for part in value.split(","))
+    except ValueError:
+        raise ValueError(f"setting {name} must be two numbers like '0.9,0.75', got {value!r}") from None
+    return first, second
 
 
 def database_url() -> str:

@@ -1,0 +1,138 @@
+"""Every word on screen, in Chinese (first) and English, from one table.
+
+Labels follow the glossary of the domain (发起 raised, 响应 acknowledged, 超时 overdue ...).
+Department and issue-type names come from the database (name_zh / name_en), not from here.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+LANGUAGES = ("zh", "en")
+DEFAULT_LANGUAGE = "zh"
+
+TEXT: dict[str, tuple[str, str]] = {
+    "app_title": ("现场协同看板", "Site Operations Wall"),
+    "whole_site": ("全厂", "Whole site"),
+    "line": ("产线", "Line"),
+    "department": ("部门", "Department"),
+    "now_showing": ("正在显示", "Now showing"),
+    "updated": ("更新于", "Updated"),
+    "stale": ("数据已过期", "Data is stale"),
+    "stale_detail": ("最后有效数据", "last good data"),
+    "db_unreachable": ("数据库无法连接", "Database unreachable"),
+    "server_unreachable": ("服务器无法连接", "Server unreachable"),
+    "retrying": ("正在自动重试", "retrying automatically"),
+    "page_overview": ("总览", "Overview"),
+    "page_issues": ("问题看板", "Issue board"),
+    "page_material": ("物料看板", "Material"),
+    # tiles
+    "tile_open": ("未关闭问题", "Open issues"),
+    "tile_overdue": ("超时问题", "Overdue"),
+    "tile_median_response": ("今日响应时长中位数", "Median response"),
+    "tile_response_sla": ("今日响应达成率", "Response SLA today"),
+    "tile_resolution_rate": ("今日解决率", "Resolved today"),
+    "tile_plan_attainment": ("本班计划达成率", "Plan, this shift"),
+    "goal": ("目标", "goal"),
+    "vs_yesterday": ("较昨日", "vs yesterday"),
+    "no_value": ("—", "—"),
+    "minutes_short": ("分", "min"),
+    "hours_short": ("时", "h"),
+    "days_short": ("天", "d"),
+    # board
+    "board_title": ("未关闭问题 · 按紧急程度", "Open issues · by urgency"),
+    "col_severity": ("级别", "Sev."),
+    "col_type": ("类型", "Type"),
+    "col_title": ("问题", "Issue"),
+    "col_location": ("位置", "Location"),
+    "col_owner": ("责任部门", "Owner"),
+    "col_age": ("已等待", "Waiting"),
+    "col_countdown": ("剩余时限", "Time left"),
+    "to_ack": ("待响应", "ack"),
+    "to_resolve": ("待解决", "resolve"),
+    "overdue_by": ("超时", "over"),
+    "page_of": ("页", "page"),
+    "all_clear": ("全部正常 · 没有未关闭的问题", "All clear · no open issues"),
+    "no_data": ("暂无数据", "No data yet"),
+    # scoreboard
+    "scoreboard_title": ("部门协同记分牌 · 近7天", "Scoreboard · 7 days"),
+    "col_open": ("未关闭", "Open"),
+    "col_median_response": ("响应中位数", "Median"),
+    "col_sla": ("达成率", "SLA"),
+    "col_ping_pong": ("来回转派", "Ping-pong"),
+    "collaboration_star": ("本周协同之星", "Star"),
+    # material
+    "material_title": ("物料预警", "Material alerts"),
+    "stagnant": ("物料滞留", "Stagnant material"),
+    "shortage": ("缺料", "Shortage"),
+    "dwell": ("滞留", "dwell"),
+    "limit": ("时限", "limit"),
+    "no_material_alerts": ("物料流转正常", "Material flowing normally"),
+    "stages_title": ("各阶段在库批次 · 滞留标红", "Lots on hand by stage · stagnant in red"),
+    "stagnant_title": ("滞留批次 · 按滞留时长", "Stagnant lots · longest first"),
+    "shortages_title": ("未解决缺料", "Open shortages"),
+    "tile_stagnant_lots": ("滞留批次", "Stagnant lots"),
+    "tile_shortages": ("缺料问题", "Open shortages"),
+    "tile_lots_at_iqc": ("待检批次 (IQC)", "Lots at IQC"),
+    "tile_turnover_week": ("近7天物料周转率", "Turnover, last 7 days"),
+    "col_lot": ("批次", "Lot"),
+    "col_material": ("物料", "Material"),
+    "col_qty": ("数量", "Qty"),
+    "col_dwell": ("滞留 / 时限", "Dwell / limit"),
+    "col_waiting": ("已等待", "Waiting"),
+    "lots": ("批", "lots"),
+    "in_flow": ("正常", "flowing"),
+    "stage_receiving": ("收货", "Receiving"),
+    "stage_iqc": ("来料检验", "Incoming inspection"),
+    "stage_warehouse": ("仓库", "Warehouse"),
+    "stage_line_side": ("线边库", "Line-side"),
+    "stage_wip": ("在制品", "WIP"),
+    "stage_finished": ("成品", "Finished goods"),
+    # trend
+    "trend_title": ("近30天每日响应时长中位数（分钟）", "Daily median response, last 30 days (min)"),
+    "trend_goal": ("目标 {goal} 分钟", "goal {goal} min"),
+}
+
+
+def t(key: str, lang: str) -> str:
+    zh, en = TEXT[key]
+    return en if lang == "en" else zh
+
+
+def language(value: str | None) -> str:
+    return value if value in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def bilingual_name(row: dict, lang: str, stem: str = "name") -> str:
+    """A database row's name in the screen's language, falling back to the other one."""
+    first, second = (f"{stem}_en", f"{stem}_zh") if lang == "en" else (f"{stem}_zh", f"{stem}_en")
+    return row.get(first) or row.get(second) or ""
+
+
+def format_minutes(minutes: float | None, lang: str) -> str:
+    """Durations as a plant reads them, in at most four digits: 12 分, 2.5 时, 30 时, 3 天."""
+    if minutes is None:
+        return t("no_value", lang)
+    if minutes < 90:
+        return f"{minutes:.0f} {t('minutes_short', lang)}"
+    if minutes < 600:
+        return f"{minutes / 60:.1f} {t('hours_short', lang)}"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.0f} {t('hours_short', lang)}"
+    return f"{minutes / 1440:.0f} {t('days_short', lang)}"
+
+
+def format_percent(ratio: float | None, lang: str) -> str:
+    if ratio is None:
+        return t("no_value", lang)
+    return f"{ratio * 100:.0f}%"
+
+
+def format_clock(instant: datetime) -> str:
+    return instant.strftime("%H:%M:%S")
+
+
+def format_date(instant: datetime, lang: str) -> str:
+    if lang == "en":
+        return instant.strftime("%a %d %b %Y")
+    weekday = "一二三四五六日"[instant.weekday()]
+    return f"{instant.year}年{instant.month}月{instant.day}日 星期{weekday}"

@@ -1,0 +1,293 @@
+"""What the wall shows, computed once per refresh interval for every screen.
+
+`overview_snapshot` is a pure read at an explicit `as_of`; `overview_for_screen` rounds the
+clock down to the refresh interval and serves the snapshot from the shared cache, so ten
+screens (or two hundred) cost one computation per interval and scope.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from data import cache, db, kpis, queries, settings, timezones
+from data.models import Location, Material, SlaRule
+
+SHORTAGE_TYPE = "material_shortage"
+# A department needs this many issues in the week to compete for collaboration star.
+STAR_MIN_ISSUES = 5
+TREND_DAYS = 30
+_MAX_ALERTS = 12
+
+_THRESHOLD_SETTINGS = {
+    "open": "THRESHOLD_OPEN", "overdue": "THRESHOLD_OVERDUE",
+    "median_response_min": "THRESHOLD_MEDIAN_RESPONSE_MIN",
+    "response_sla_compliance": "THRESHOLD_RESPONSE_SLA",
+    "resolution_rate": "THRESHOLD_RESOLUTION_RATE",
+    "plan_attainment": "THRESHOLD_PLAN_ATTAINMENT",
+}
+
+
+class SourceUnavailable(RuntimeError):
+    """The database did not answer; the screen keeps its last good figures."""
+
+
+def threshold(tile: str) -> tuple[float, float]:
+    """(amber, red) of a tile: amber <= red means higher is worse."""
+    return settings.get_pair(_THRESHOLD_SETTINGS[tile])
+
+
+def _ms(value) -> int | None:
+    return None if value is None or pd.isna(value) else int(pd.Timestamp(value).timestamp() * 1000)
+
+
+def _none_if_nan(value):
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _names(conn: Connection) -> dict:
+    """Display names of departments, issue types, locations and materials."""
+    departments = queries.departments(conn)
+    rules = conn.execute(select(SlaRule.issue_type, SlaRule.name_zh, SlaRule.name_en)).all()
+    locations = conn.execute(select(Location.code, Location.name)).all()
+    materials = conn.execute(select(Material.code, Material.name)).all()
+    return {
+        "departments": {r.code: {"name_zh": r.name_zh, "name_en": r.name_en}
+                        for r in departments.itertuples()},
+        "issue_types": {r.issue_type: {"name_zh": r.name_zh, "name_en": r.name_en} for r in rules},
+        "locations": dict(locations),
+        "materials": dict(materials),
+    }
+
+
+def shift_attainment(plan: pd.DataFrame, during: datetime, as_of: datetime) -> float | None:
+    """Attainment of the shifts running at `during`, as known at as_of: actual / planned for
+    a shift that has ended, actual so far / the plan's share of the elapsed time for one
+    still running (a shift half done with half its plan made is on plan)."""
+    at, moment = kpis.instant(as_of), kpis.instant(during)
+    shifts = plan[(plan["shift_start"] <= moment) & (plan["shift_end"] > moment)
+                  & plan["actual_qty"].notna()]
+    if shifts.empty:
+        return None
+    length = shifts["shift_end"] - shifts["shift_start"]
+    elapsed = ((at - shifts["shift_start"]) / length).clip(upper=1.0)
+    due = float((shifts["planned_qty"] * elapsed).sum())
+    return float(shifts["actual_qty"].sum()) / due if due > 0 else None
+
+
+def _window_figures(issues: pd.DataFrame, as_of: datetime) -> dict:
+    outcomes = kpis.response_sla_outcomes(issues, as_of)
+    median, _ = kpis.median_p90(kpis.response_minutes(issues, as_of))
+    return {"median_response_min": median,
+            "response_sla_compliance": kpis.compliance(outcomes),
+            "resolution_rate": kpis.resolution_rate(issues, as_of)}
+
+
+def _board(open_now: pd.DataFrame, as_of: datetime) -> list[dict]:
+    board = open_now[kpis.open_mask(open_now, as_of)]
+    acknowledged = board["acknowledged_at"].where(board["acknowledged_at"] <= kpis.instant(as_of))
+    ack_due = board["raised_at"] + pd.to_timedelta(board["ack_minutes"], unit="m")
+    resolve_due = board["raised_at"] + pd.to_timedelta(board["resolve_minutes"], unit="m")
+    return [{
+        "id": row.id, "severity": row.severity, "issue_type": row.issue_type, "title": row.title,
+        "location_code": None if pd.isna(row.location_code) else row.location_code,
+        "line": None if pd.isna(row.line) else row.line,
+        "owner_department_code": row.owner_department_code,
+        "raised_ms": _ms(row.raised_at), "acknowledged_ms": _ms(ack),
+        "ack_due_ms": _ms(a_due), "resolve_due_ms": _ms(r_due),
+    } for row, ack, a_due, r_due in zip(board.itertuples(), acknowledged, ack_due, resolve_due)]
+
+
+def _scoreboard(week: pd.DataFrame, events: pd.DataFrame, open_now: pd.DataFrame,
+                as_of: datetime, names: dict) -> tuple[list[dict], str | None]:
+    overdue = open_now[kpis.overdue_mask(open_now, as_of)]
+    open_ = open_now[kpis.open_mask(open_now, as_of)]
+    ping_pong = kpis.ping_pong_issue_ids(events, as_of)
+    rows = []
+    for code, name in names["departments"].items():
+        owned = week[week["owner_department_code"] == code]
+        figures = _window_figures(owned, as_of)
+        rows.append({"department_code": code, **name,
+                     "raised": len(owned),
+                     "open": int((open_["owner_department_code"] == code).sum()),
+                     "overdue": int((overdue["owner_department_code"] == code).sum()),
+                     "median_response_min": figures["median_response_min"],
+                     "response_sla_compliance": figures["response_sla_compliance"],
+                     "ping_pong": len(ping_pong & set(owned["id"]))})
+    contenders = [r for r in rows if r["raised"] >= STAR_MIN_ISSUES
+                  and r["response_sla_compliance"] is not None]
+    star = None
+    if contenders:
+        best = max(contenders, key=lambda r: (r["response_sla_compliance"],
+                                              -(r["median_response_min"] or 0.0)))
+        star = best["department_code"]
+    rows.sort(key=lambda r: (-r["overdue"], -r["open"], r["department_code"]))
+    return rows, star
+
+
+def _daily_median_response(issues: pd.DataFrame, as_of: datetime, days: list) -> list:
+    local_day = issues["raised_at"].dt.tz_convert(timezones.site_zone()).dt.date
+    minutes = kpis.response_minutes(issues, as_of)
+    medians = minutes.groupby(local_day).median()
+    return [_none_if_nan(medians.get(day)) for day in days]
+
+
+def overview_snapshot(conn: Connection, as_of: datetime, *, department: str | None = None,
+                      line: str | None = None) -> dict:
+    """Every figure of the overview page at as_of, as plain JSON-ready data.
+
+    Tiles, board and shortages follow the department scope; the scoreboard, the star and the
+    material alerts stay site- (or line-) wide, so a department's screen still sees how it
+    compares and where material is stuck.
+    """
+    tz = timezones.site_zone()
+    local = as_of.astimezone(tz)
+    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    trend_start = today - timedelta(days=TREND_DAYS - 1)
+    week_start = as_of - timedelta(days=7)
+    day_before = as_of - timedelta(days=1)
+
+    names = _names(conn)
+    issues = queries.issue_population(conn, min(trend_start, week_start), as_of, line=line)
+    open_now = queries.open_issues(conn, as_of, line=line)
+    open_day_before = queries.open_issues(conn, day_before, line=line)
+    events = queries.holder_events(conn, week_start, as_of, as_of, line=line)
+    plan = queries.production_plan(conn, as_of - timedelta(hours=36), as_of, line=line)
+    lots = queries.lot_positions(conn, as_of, line=line)
+
+    def scoped(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame if department is None else frame[frame["owner_department_code"] == department]
+
+    mine, mine_open, mine_open_before = scoped(issues), scoped(open_now), scoped(open_day_before)
+    today_issues = mine[mine["raised_at"] >= today]
+    yesterday_issues = mine[(mine["raised_at"] >= yesterday) & (mine["raised_at"] < today)]
+    now_figures = _window_figures(today_issues, as_of)
+    before_figures = _window_figures(yesterday_issues, as_of)
+    tiles = {
+        "open": {"value": int(kpis.open_mask(mine_open, as_of).sum()),
+                 "yesterday": int(kpis.open_mask(mine_open_before, day_before).sum())},
+        "overdue": {"value": int(kpis.overdue_mask(mine_open, as_of).sum()),
+                    "yesterday": int(kpis.overdue_mask(mine_open_before, day_before).sum())},
+        **{k: {"value": now_figures[k], "yesterday": before_figures[k]} for k in now_figures},
+        "plan_attainment": {"value": shift_attainment(plan, as_of, as_of),
+                            "yesterday": shift_attainment(plan, day_before, as_of)},
+    }
+
+    week = issues[issues["raised_at"] >= week_start]
+    scoreboard, star = _scoreboard(week, events, open_now, as_of, names)
+
+    stagnant = kpis.stagnant_lots(lots, as_of).head(_MAX_ALERTS)
+    board = _board(mine_open, as_of)
+    shortages = [{"id": r["id"], "title": r["title"], "line": r["line"],
+                  "location_name": names["locations"].get(r["location_code"], r["location_code"] or ""),
+                  "waiting_min": (as_of.timestamp() * 1000 - r["raised_ms"]) / 60000}
+                 for r in board if r["issue_type"] == SHORTAGE_TYPE][:_MAX_ALERTS]
+
+    days = [(trend_start + timedelta(days=i)).date() for i in range(TREND_DAYS)]
+    trend_issues = mine[mine["raised_at"] >= trend_start]
+    return {
+        "as_of": as_of.isoformat(), "as_of_ms": int(as_of.timestamp() * 1000),
+        "scope": {"department": department, "line": line},
+        "goal_min": settings.get_float("RESPONSE_GOAL_MIN"),
+        "no_data": mine.empty and mine_open.empty,
+        "names": names,
+        "tiles": tiles,
+        "board": board,
+        "scoreboard": scoreboard, "star": star,
+        "shortages": shortages,
+        "stagnant": [{"lot": r.lot, "material_code": r.material_code,
+                      "material_name": names["materials"].get(r.material_code, r.material_code),
+                      "location_code": r.location_code,
+                      "location_name": names["locations"].get(r.location_code, r.location_code),
+                      "qty": float(r.qty), "dwell_min": float(r.dwell_minutes),
+                      "limit_min": float(r.max_dwell_minutes)} for r in stagnant.itertuples()],
+        "trend": {"days": [d.strftime("%m-%d") for d in days],
+                  "median_min": _daily_median_response(trend_issues, as_of, days)},
+    }
+
+
+def snapshot_instant(now: datetime, refresh_s: int) -> datetime:
+    """`now` rounded down to the refresh interval: every screen in it shares one snapshot."""
+    bucket = int(now.timestamp()) // refresh_s * refresh_s
+    return datetime.fromtimestamp(bucket, timezone.utc)
+
+
+def material_snapshot(conn: Connection, as_of: datetime, *, line: str | None = None) -> dict:
+    """Where material sits and where it is stuck at as_of: lots per stage, stagnant lots,
+    open shortages and the week's turnover."""
+    tz = timezones.site_zone()
+    names = _names(conn)
+    lots = queries.lot_positions(conn, as_of, line=line)
+    stagnant = kpis.stagnant_lots(lots, as_of)
+    week_start = as_of - timedelta(days=7)
+    consumed = queries.consumed(conn, week_start, as_of, line=line)
+    levels = queries.stock_at_day_ends(conn, week_start, kpis.day_ends(week_start, as_of, tz), line=line)
+    open_now = queries.open_issues(conn, as_of, line=line)
+    shortages = open_now[kpis.open_mask(open_now, as_of) & (open_now["issue_type"] == SHORTAGE_TYPE)]
+    stages = [k for k in queries.STOCK_KINDS if k != "scrap"]
+    per_stage = lots.groupby("location_kind").size()
+    stuck_per_stage = stagnant.groupby("location_kind").size()
+    return {
+        "as_of": as_of.isoformat(), "as_of_ms": int(as_of.timestamp() * 1000),
+        "scope": {"line": line},
+        "names": names,
+        "no_data": lots.empty and consumed.empty,
+        "stages": [{"kind": k, "lots": int(per_stage.get(k, 0)),
+                    "stagnant": int(stuck_per_stage.get(k, 0))} for k in stages],
+        "stagnant": [{"lot": r.lot, "material_code": r.material_code,
+                      "material_name": names["materials"].get(r.material_code, r.material_code),
+                      "location_name": names["locations"].get(r.location_code, r.location_code),
+                      "qty": float(r.qty), "dwell_min": float(r.dwell_minutes),
+                      "limit_min": float(r.max_dwell_minutes)} for r in stagnant.itertuples()],
+        "shortages": [{"id": r.id, "title": r.title,
+                       "location_name": names["locations"].get(r.location_code, r.location_code or ""),
+                       "owner_department_code": r.owner_department_code,
+                       "waiting_min": (kpis.instant(as_of) - r.raised_at) / kpis.MINUTE}
+                      for r in shortages.itertuples()],
+        "tiles": {"stagnant_lots": len(stagnant), "shortages": len(shortages),
+                  "lots_at_iqc": int(per_stage.get("iqc", 0)),
+                  "turnover_week": kpis.turnover(consumed, levels)},
+    }
+
+
+def _for_screen(page: str, snapshot, database_url: str, **scope) -> dict:
+    """A page's snapshot of the current interval, computed once for every screen."""
+    refresh_s = settings.get_int("REFRESH_S")
+    as_of = snapshot_instant(timezones.utc_now(), refresh_s)
+    key = cache.cache_key(page, database_url, sorted(scope.items()), as_of.timestamp())
+
+    def compute() -> dict:
+        try:
+            with db.get_engine(database_url).connect() as conn:
+                return snapshot(conn, as_of, **scope)
+        except DBAPIError as exc:
+            raise SourceUnavailable(str(exc.orig)) from exc
+
+    return cache.cached(key, compute, timeout_s=2 * refresh_s)
+
+
+def overview_for_screen(database_url: str, *, department: str | None = None,
+                        line: str | None = None) -> dict:
+    return _for_screen("overview", overview_snapshot, database_url, department=department, line=line)
+
+
+def material_for_screen(database_url: str, *, line: str | None = None) -> dict:
+    return _for_screen("material", material_snapshot, database_url, line=line)
+
+
+def names_for_screen(database_url: str) -> dict:
+    """Display names for screen headers; a missing database leaves codes on screen."""
+    key = cache.cache_key("names", database_url)
+
+    def compute() -> dict:
+        try:
+            with db.get_engine(database_url).connect() as conn:
+                return _names(conn)
+        except DBAPIError as exc:
+            raise SourceUnavailable(str(exc.orig)) from exc
+
+    return cache.cached(key, compute, timeout_s=300)

@@ -1,0 +1,110 @@
+"""The app as a real server process and a real headless Chromium, for browser tests.
+
+The server runs as `python app.py serve` in its own process, so a test can stop it and start
+it again (a restart, a network drop) while the browser keeps the page open.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_browser() -> None:
+    missing = [b for b in ("chromium", "chromedriver") if shutil.which(b) is None]
+    if missing:
+        reason = f"browser tests need Debian's chromium and chromium-driver ({', '.join(missing)} missing)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """`python app.py serve` on a free port, with its own settings."""
+
+    def __init__(self, database_url: str, tmp_path: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "DATABASE_URL": database_url, "CACHE_DIR": str(tmp_path / "cache"),
+                    "REFRESH_S": "2", "PYTHONUNBUFFERED": "1", **env}
+        if "REDIS_URL" not in env:
+            self.env.pop("REDIS_URL", None)
+        self.log = tmp_path / f"server-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "AppServer":
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "app.py", "serve", "--port", str(self.port)], cwd=ROOT,
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server did not listen within 30 s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def chromium(width: int = 1920, height: int = 1080):
+    """Headless Debian Chromium through its chromedriver, with the flags this network needs."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--hide-scrollbars", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic", f"--window-size={width},{height}",
+                 "--force-device-scale-factor=1"):
+        options.add_argument(flag)
+    options.binary_location = shutil.which("chromium")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    # The viewport itself, not the window around it, is what a TV shows.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    return driver
+
+
+def console_errors(driver) -> list[str]:
+    """Severe console messages, except the network errors a test causes on purpose."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def wait_until(predicate, timeout: float = 15, interval: float = 0.25, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 - elements come and go while Dash renders
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
