@@ -41,6 +41,17 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       return [clock, updated, banner, bannerClass, dot, showing, path];
     },
 
+    /* Fire the next refresh just after the server's next snapshot boundary (snapshots are
+       taken every refresh_ms on the server's clock), so what was written before a boundary
+       is on screen right after it. */
+    alignRefresh: function (n, status, config) {
+      if (!config) { return window.dash_clientside.no_update; }
+      const period = config.refresh_ms;
+      const offset = status && status.server_ms ? status.server_ms - Date.now() : 0;
+      const serverNow = Date.now() + offset;
+      return period - (serverNow % period) + 250;
+    },
+
     /* The issue board: countdowns from absolute deadlines, and paging instead of scrolling. */
     board: function (n, data, config) {
       if (!data || !config) { return window.dash_clientside.no_update; }

@@ -191,9 +191,26 @@ def board_ticker(prefix: str) -> None:
     )
 
 
+def refresh_interval(prefix: str) -> dcc.Interval:
+    """A page's one timed refresh; `align_refresh(prefix)` keeps it on the server's beat."""
+    return dcc.Interval(id=f"{prefix}-refresh", interval=refresh_ms())
+
+
+def align_refresh(prefix: str) -> None:
+    """Register the clientside callback that fires `prefix`'s refresh just after each
+    snapshot boundary of the server, so a change reaches the screen within one interval."""
+    clientside_callback(
+        ClientsideFunction(namespace="floorlink", function_name="alignRefresh"),
+        Output(f"{prefix}-refresh", "interval"),
+        Input(f"{prefix}-refresh", "n_intervals"), State("wall-status", "data"),
+        State("wall-config", "data"),
+    )
+
+
 def status_ok(snapshot: dict) -> dict:
-    """The shell's freshness record after a good refresh."""
-    return {"state": "ok", "last_good_ms": snapshot["as_of_ms"], "build_id": BUILD_ID}
+    """The shell's freshness record after a good refresh, with the server's clock."""
+    return {"state": "ok", "last_good_ms": snapshot["as_of_ms"], "build_id": BUILD_ID,
+            "server_ms": int(time.time() * 1000)}
 
 
 def status_down(status: dict | None) -> dict:

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def layout(lang=None, dept=None, line=None, **_other_query_params):
     scope = {"lang": language(lang), "dept": dept or None, "line": line or None}
     return html.Div(className="wall-page issues", children=[
-        dcc.Interval(id="issues-refresh", interval=_ui.refresh_ms()),
+        _ui.refresh_interval("issues"),
         dcc.Store(id="issues-scope", data=scope),
         dcc.Store(id="issues-board-data"),
         _ui.issue_board("issues", scope["lang"]),
@@ -46,3 +46,5 @@ def refresh(_n, scope, shown, status):
 
 
 _ui.board_ticker("issues")
+
+_ui.align_refresh("issues")

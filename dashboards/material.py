@@ -24,7 +24,7 @@ MAX_ROWS = 10
 def layout(lang=None, line=None, **_other_query_params):
     lang = language(lang)
     return html.Div(className="wall-page material", children=[
-        dcc.Interval(id="material-refresh", interval=_ui.refresh_ms()),
+        _ui.refresh_interval("material"),
         dcc.Store(id="material-scope", data={"lang": lang, "line": line or None}),
         dcc.Store(id="material-stage-data"),
         html.Section(id="material-tiles", className="tiles tiles-4",
@@ -112,3 +112,5 @@ clientside_callback(
     Output("material-stages", "figure"),
     Input("material-stage-data", "data"), State("wall-config", "data"),
 )
+
+_ui.align_refresh("material")

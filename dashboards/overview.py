@@ -32,7 +32,7 @@ def layout(lang=None, dept=None, line=None, **_other_query_params):
     lang = language(lang)
     scope = {"lang": lang, "dept": dept or None, "line": line or None}
     return html.Div(className="wall-page overview", children=[
-        dcc.Interval(id="overview-refresh", interval=_ui.refresh_ms()),
+        _ui.refresh_interval("overview"),
         dcc.Store(id="overview-scope", data=scope),
         dcc.Store(id="overview-sent", data={}),
         dcc.Store(id="overview-board-data"),
@@ -220,3 +220,5 @@ clientside_callback(
     Output("overview-trend", "figure"),
     Input("overview-trend-data", "data"), State("wall-config", "data"),
 )
+
+_ui.align_refresh("overview")
