@@ -39,7 +39,7 @@ test: $(VENV)/.dev system-packages
 
 ## screenshots: regenerate docs/screenshots from a running demo plant
 screenshots: $(VENV)/.dev system-packages
-	$(PY) -m tools.screenshots
+	$(PY) -m tools.screenshots --out docs/screenshots
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -25,6 +25,14 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
+def require_browser() -> None:
+    from tools.browser import missing_browser
+
+    reason = missing_browser()
+    if reason:
+        unavailable(f"browser tests: {reason}")
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")

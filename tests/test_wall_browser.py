@@ -13,9 +13,10 @@ from datetime import timedelta
 import pytest
 from selenium.webdriver.common.by import By
 
-from browser import AppServer, chromium, console_errors, require_browser, wait_until
+from conftest import require_browser
 from data import db, demo, store, timezones
 from data.models import Department
+from tools.browser import AppServer, chromium, console_errors, wait_until
 
 pytestmark = pytest.mark.browser
 

@@ -13,9 +13,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from sqlalchemy import create_engine, text
 
-from browser import AppServer, chromium, free_port, require_browser, wait_until
-from conftest import unavailable
+from conftest import require_browser, unavailable
 from data import db, demo
+from tools.browser import AppServer, chromium, free_port, wait_until
 
 pytestmark = pytest.mark.browser
 

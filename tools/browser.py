@@ -1,4 +1,5 @@
-"""The app as a real server process and a real headless Chromium, for browser tests.
+"""The app as a real server process and a real headless Chromium, for browser tests and
+the README's screenshots.
 
 The server runs as `python app.py serve` in its own process, so a test can stop it and start
 it again (a restart, a network drop) while the browser keeps the page open.
@@ -14,19 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def require_browser() -> None:
+def missing_browser() -> str | None:
+    """Why no browser can be driven here, or None when Chromium and its driver are installed."""
     missing = [b for b in ("chromium", "chromedriver") if shutil.which(b) is None]
     if missing:
-        reason = f"browser tests need Debian's chromium and chromium-driver ({', '.join(missing)} missing)"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
+        return f"Debian's chromium and chromium-driver are needed ({', '.join(missing)} missing)"
+    return None
 
 
 def free_port() -> int:

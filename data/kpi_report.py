@@ -1,0 +1,152 @@
+"""The `kpis` report: contract section 3's JSON object, and the same as a terminal table."""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from data import kpis, queries, timezones
+
+MINUTE_KEYS = {"response_median_min", "response_p90_min", "resolution_median_min",
+               "resolution_p90_min"}
+RATIO_KEYS = {"response_sla_compliance", "resolution_sla_compliance", "resolution_rate",
+              "handoffs_mean"}
+MINUTE_DECIMALS, RATIO_DECIMALS, QTY_DECIMALS = 2, 4, 4
+
+LABELS = {
+    "raised": "raised 发起",
+    "response_median_min": "response median (min) 响应时长中位",
+    "response_p90_min": "response p90 (min)",
+    "resolution_median_min": "resolution median (min) 解决时长中位",
+    "resolution_p90_min": "resolution p90 (min)",
+    "response_sla_met": "response SLA met",
+    "response_sla_breached": "response SLA breached 超时",
+    "response_sla_compliance": "response SLA compliance 达成率",
+    "resolution_sla_met": "resolution SLA met",
+    "resolution_sla_breached": "resolution SLA breached 超时",
+    "resolution_sla_compliance": "resolution SLA compliance 达成率",
+    "resolution_rate": "resolution rate 解决率",
+    "open": "open at as_of",
+    "overdue": "overdue at as_of 超时未办",
+    "handoffs_mean": "hand-offs per issue 转派",
+    "ping_pong_issues": "ping-pong issues",
+}
+
+
+def _rounded(key: str, value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if key in MINUTE_KEYS:
+        return round(float(value), MINUTE_DECIMALS)
+    if key in RATIO_KEYS:
+        return round(float(value), RATIO_DECIMALS)
+    return int(value)
+
+
+def _issue_object(values: dict) -> dict:
+    return {key: _rounded(key, values[key]) for key in kpis.ISSUE_KPI_KEYS}
+
+
+def _site_iso(value: datetime) -> str:
+    return timezones.to_site(value).isoformat()
+
+
+def _ratio(value: float | None) -> float | None:
+    return None if value is None else round(value, RATIO_DECIMALS)
+
+
+def kpi_report(engine: Engine, *, since: datetime, until: datetime, as_of: datetime) -> dict:
+    """The KPIs of the window [since, until) computed at as_of, as the contract's JSON object.
+
+    Material turnover covers the part of the window known at as_of; plan attainment the
+    shifts starting in the window that have ended by as_of.
+    """
+    turnover_end = min(until, as_of)
+    with engine.connect() as conn:
+        population = queries.issue_population(conn, since, until)
+        events = queries.holder_events(conn, since, until, as_of)
+        open_now = queries.open_issues(conn, as_of)
+        departments = queries.departments(conn)["code"].tolist()
+        on_hand = queries.stock_on_hand(conn, as_of)
+        lots = queries.lot_positions(conn, as_of)
+        consumed = queries.consumed(conn, since, turnover_end)
+        levels = queries.stock_at_day_ends(
+            conn, since, kpis.day_ends(since, turnover_end, timezones.site_zone()))
+        plan = queries.production_plan(conn, since, until)
+
+    on_hand = on_hand.assign(qty=on_hand["qty"].round(QTY_DECIMALS))
+    on_hand = on_hand[on_hand["qty"] != 0]
+    by_department = kpis.issue_kpis_by_department(population, events, open_now, as_of,
+                                                  departments)
+    return {
+        "as_of": _site_iso(as_of),
+        "since": _site_iso(since),
+        "until": _site_iso(until),
+        "overall": _issue_object(kpis.issue_kpis(population, events, open_now, as_of)),
+        "by_department": {code: _issue_object(values) for code, values in by_department.items()},
+        "material": {
+            "stagnant_lots": len(kpis.stagnant_lots(lots, as_of)),
+            "on_hand": [
+                {"location": row.location_code, "material": row.material_code,
+                 "qty": float(row.qty)}
+                for row in on_hand.itertuples(index=False)
+            ],
+            "turnover": _ratio(kpis.turnover(consumed, levels)),
+        },
+        "plan_attainment": _ratio(kpis.plan_attainment(plan, as_of)),
+    }
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
+    return f"{value:,}"
+
+
+def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
+    """Aligned columns: the first `text_columns` to the left, the figures to the right."""
+    cells = [header, *rows]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        padded = [cell + " " * (w - _width(cell)) if i < text_columns
+                  else " " * (w - _width(cell)) + cell
+                  for i, (cell, w) in enumerate(zip(row, widths))]
+        return "  ".join(padded).rstrip()
+
+    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def _width(text: str) -> int:
+    """Columns on a terminal: Chinese characters take two."""
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def format_text(report: dict) -> str:
+    """The report as plain-text tables for a terminal: issues by department, then material."""
+    departments = list(report["by_department"])
+    header = ["KPI", "overall", *departments]
+    rows = [[LABELS[key], _cell(report["overall"][key]),
+             *(_cell(report["by_department"][d][key]) for d in departments)]
+            for key in kpis.ISSUE_KPI_KEYS]
+    material = report["material"]
+    lines = [
+        f"FloorLink KPIs as of {report['as_of']}",
+        f"window [{report['since']}, {report['until']})",
+        "",
+        *_table(header, rows),
+        "",
+        f"stagnant lots 物料滞留: {material['stagnant_lots']}",
+        f"material turnover 物料周转率: {_cell(material.get('turnover'))}",
+        f"plan attainment 计划达成率: {_cell(report.get('plan_attainment'))}",
+        "",
+        "on-hand 库存",
+    ]
+    stock = [[item["location"], item["material"], _cell(item["qty"])]
+             for item in material["on_hand"]]
+    lines += _table(["location", "material", "qty"], stock, text_columns=2) if stock \
+        else ["(no stock)"]
+    return "\n".join(lines)

@@ -1,0 +1,252 @@
+"""Windowed loaders: the database aggregates, pandas receives small frames.
+
+Every loader takes a Connection and explicit instants, so a screen, a report and a test ask
+the same question the same way. Instants in the returned frames are datetime64[ns, UTC] on
+SQLite and PostgreSQL alike, and the columns are present even when no row matches.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Sequence
+
+import pandas as pd
+from sqlalchemy import Select, case, func, null, select, type_coerce, union_all
+from sqlalchemy.engine import Connection
+
+from data.models import (
+    Department, Issue, IssueEvent, Location, Movement, ProductionPlan, SlaRule, UtcDateTime,
+)
+
+# Locations whose contents are the plant's own stock. Suppliers and customers are outside the
+# plant, and material moved into a consumption location has been used up.
+STOCK_KINDS = ("receiving", "iqc", "warehouse", "line_side", "wip", "finished", "scrap")
+# The stock that material turnover is measured against (contract section 2).
+TURNOVER_STOCK_KINDS = ("warehouse", "line_side")
+CONSUMPTION_KIND = "consumption"
+# On-hand below this is float noise left by sums of moves, not material.
+QTY_EPSILON = 1e-9
+
+ISSUE_COLUMNS = {
+    "id": "str", "issue_type": "str", "title": "str", "severity": "str", "location_code": "str",
+    "line": "str", "owner_department_code": "str", "raised_by": "str", "raised_at": "instant",
+    "acknowledged_at": "instant", "resolved_at": "instant", "closed_at": "instant",
+    "status": "str", "ack_minutes": "float", "resolve_minutes": "float",
+}
+EVENT_COLUMNS = {"issue_id": "str", "event_id": "int", "at": "instant", "kind": "str",
+                 "department_code": "str"}
+STOCK_COLUMNS = {"location_code": "str", "location_kind": "str", "material_code": "str",
+                 "qty": "float"}
+LOT_COLUMNS = {"lot": "str", "material_code": "str", "location_code": "str",
+               "location_kind": "str", "qty": "float", "last_in_at": "instant",
+               "max_dwell_minutes": "float"}
+PLAN_COLUMNS = {"line": "str", "shift_start": "instant", "shift_end": "instant",
+                "planned_qty": "float", "actual_qty": "float"}
+
+
+def utc_instants(values) -> pd.Series:
+    """Instants as datetime64[ns, UTC], whether they came as datetimes or as SQLite text."""
+    return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601") \
+        .astype("datetime64[ns, UTC]")
+
+
+def _frame(conn: Connection, stmt, columns: dict[str, str],
+           order_by: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows as typed columns, sorted here rather than by the database: PostgreSQL's
+    collation and SQLite's byte order disagree, and both must give the same frame."""
+    result = conn.execute(stmt)
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    for name, kind in columns.items():
+        if kind == "instant":
+            frame[name] = utc_instants(frame[name])
+        elif kind == "float":
+            frame[name] = pd.to_numeric(frame[name]).astype("float64")
+        elif kind == "int":
+            frame[name] = frame[name].astype("int64")
+        elif frame.empty:
+            frame[name] = frame[name].astype("str")
+    return frame[list(columns)].sort_values(list(order_by), ignore_index=True)
+
+
+def _issues() -> Select:
+    return (
+        select(Issue.id, Issue.issue_type, Issue.title, Issue.severity, Issue.location_code,
+               Location.line, Issue.owner_department_code, Issue.raised_by, Issue.raised_at,
+               Issue.acknowledged_at, Issue.resolved_at, Issue.closed_at, Issue.status,
+               SlaRule.ack_minutes, SlaRule.resolve_minutes)
+        .join(SlaRule, SlaRule.issue_type == Issue.issue_type)
+        .outerjoin(Location, Location.code == Issue.location_code)
+    )
+
+
+def _scoped(stmt: Select, department: str | None, line: str | None) -> Select:
+    if department is not None:
+        stmt = stmt.where(Issue.owner_department_code == department)
+    if line is not None:
+        stmt = stmt.where(Location.line == line)
+    return stmt
+
+
+def _in_population(stmt: Select, since: datetime, until: datetime) -> Select:
+    return stmt.where(Issue.raised_at >= since, Issue.raised_at < until,
+                      Issue.status != "cancelled")
+
+
+def issue_population(conn: Connection, since: datetime, until: datetime, *,
+                     department: str | None = None, line: str | None = None) -> pd.DataFrame:
+    """The window's issues (since <= raised_at < until, not cancelled) with their SLA limits."""
+    stmt = _scoped(_in_population(_issues(), since, until), department, line)
+    return _frame(conn, stmt, ISSUE_COLUMNS, ["raised_at", "id"])
+
+
+def open_issues(conn: Connection, as_of: datetime, *, department: str | None = None,
+                line: str | None = None) -> pd.DataFrame:
+    """Issues open at as_of whatever their window: raised by then, not resolved by then.
+
+    Asked on every wall refresh, so it is two disjoint halves that each use an index
+    (unresolved issues; issues resolved after as_of); one OR would read every issue ever
+    raised before as_of.
+    """
+    def half(not_resolved_then):
+        return _scoped(_issues().where(Issue.raised_at <= as_of, Issue.status != "cancelled",
+                                       not_resolved_then), department, line)
+
+    both = union_all(half(Issue.resolved_at.is_(None)), half(Issue.resolved_at > as_of))
+    return _frame(conn, both, ISSUE_COLUMNS, ["raised_at", "id"])
+
+
+def holder_events(conn: Connection, since: datetime, until: datetime, as_of: datetime, *,
+                  department: str | None = None, line: str | None = None) -> pd.DataFrame:
+    """The events (at or before as_of) of the window's issues: who held each issue, and when."""
+    stmt = (
+        select(IssueEvent.issue_id, IssueEvent.id.label("event_id"), IssueEvent.at,
+               IssueEvent.kind, IssueEvent.department_code)
+        .join(Issue, Issue.id == IssueEvent.issue_id)
+        .outerjoin(Location, Location.code == Issue.location_code)
+        .where(IssueEvent.at <= as_of)
+    )
+    stmt = _scoped(_in_population(stmt, since, until), department, line)
+    return _frame(conn, stmt, EVENT_COLUMNS, ["issue_id", "at", "event_id"])
+
+
+def departments(conn: Connection) -> pd.DataFrame:
+    """Every department of the plant, so scoreboards list departments without issues too."""
+    stmt = select(Department.code, Department.name_zh, Department.name_en)
+    return _frame(conn, stmt, {"code": "str", "name_zh": "str", "name_en": "str"}, ["code"])
+
+
+def _flows(as_of: datetime | None = None):
+    """Each move as two signed rows: +qty into its destination, with the instant it arrived,
+    and -qty out of its origin. Moves after `as_of` count zero.
+
+    The instant is tested inside the sums rather than in a WHERE: a range on `at` that
+    covers most of the history sends SQLite through the `at` index row by row, several
+    times slower than the plain scan that an on-hand needs anyway.
+    """
+    def counted(value, otherwise):
+        return value if as_of is None else case((Movement.at <= as_of, value), else_=otherwise)
+
+    def side(location_code, qty, in_at):
+        return select(Movement.lot, Movement.material_code,
+                      location_code.label("location_code"), counted(qty, 0).label("qty"),
+                      Movement.at, in_at.label("in_at"))
+
+    return union_all(
+        side(Movement.to_location_code, Movement.qty,
+             type_coerce(counted(Movement.at, null()), UtcDateTime)),
+        side(Movement.from_location_code, -Movement.qty, type_coerce(null(), UtcDateTime)),
+    ).subquery("flows")
+
+
+def _located(stmt: Select, flows, kinds: Iterable[str] | None, line: str | None) -> Select:
+    stmt = stmt.join(Location, Location.code == flows.c.location_code)
+    if kinds is not None:
+        stmt = stmt.where(Location.kind.in_(tuple(kinds)))
+    if line is not None:
+        stmt = stmt.where(Location.line == line)
+    return stmt
+
+
+def stock_on_hand(conn: Connection, as_of: datetime, *, line: str | None = None,
+                  kinds: Iterable[str] | None = STOCK_KINDS) -> pd.DataFrame:
+    """On-hand per location and material at as_of (moved in minus moved out), non-zero only.
+
+    `kinds` limits the locations (default: the plant's stock; None: every location).
+    """
+    flows = _flows(as_of)
+    qty = func.sum(flows.c.qty)
+    stmt = _located(
+        select(flows.c.location_code, Location.kind.label("location_kind"),
+               flows.c.material_code, qty.label("qty")).select_from(flows),
+        flows, kinds, line)
+    stmt = (stmt.group_by(flows.c.location_code, Location.kind, flows.c.material_code)
+            .having(func.abs(qty) > QTY_EPSILON))
+    return _frame(conn, stmt, STOCK_COLUMNS, ["location_code", "material_code"])
+
+
+def lot_positions(conn: Connection, as_of: datetime, *, line: str | None = None,
+                  kinds: Iterable[str] | None = STOCK_KINDS) -> pd.DataFrame:
+    """Where each lot sits at as_of: positive on-hand per lot and location, with the last
+    time the lot moved in there (the start of its dwell) and the location's dwell limit."""
+    flows = _flows(as_of)
+    qty = func.sum(flows.c.qty)
+    stmt = _located(
+        select(flows.c.lot, flows.c.material_code, flows.c.location_code,
+               Location.kind.label("location_kind"), qty.label("qty"),
+               type_coerce(func.max(flows.c.in_at), UtcDateTime).label("last_in_at"),
+               Location.max_dwell_minutes).select_from(flows),
+        flows, kinds, line)
+    stmt = (stmt.group_by(flows.c.lot, flows.c.material_code, flows.c.location_code,
+                          Location.kind, Location.max_dwell_minutes)
+            .having(qty > QTY_EPSILON))
+    return _frame(conn, stmt, LOT_COLUMNS, ["location_code", "lot", "material_code"])
+
+
+def consumed(conn: Connection, since: datetime, until: datetime, *,
+             line: str | None = None) -> pd.DataFrame:
+    """Quantity per material moved into consumption locations in [since, until)."""
+    stmt = (
+        select(Movement.material_code, func.sum(Movement.qty).label("qty"))
+        .join(Location, Location.code == Movement.to_location_code)
+        .where(Location.kind == CONSUMPTION_KIND, Movement.at >= since, Movement.at < until)
+        .group_by(Movement.material_code)
+    )
+    if line is not None:
+        stmt = stmt.where(Location.line == line)
+    return _frame(conn, stmt, {"material_code": "str", "qty": "float"}, ["material_code"])
+
+
+def stock_at_day_ends(conn: Connection, since: datetime, day_ends: Sequence[datetime], *,
+                      line: str | None = None,
+                      kinds: Iterable[str] = TURNOVER_STOCK_KINDS) -> pd.DataFrame:
+    """Total on-hand of the `kinds` locations at each end of day (ascending, after since).
+
+    One pass: the balance brought forward to `since`, then each day's net change, binned
+    in the database (moves after the last day end fall in no bin); a day ending at E holds
+    the moves before E.
+    """
+    if not day_ends:
+        return pd.DataFrame({"at": utc_instants([]), "qty": pd.Series([], dtype="float64")})
+    flows = _flows()
+    day = case((flows.c.at < since, 0),
+               *[(flows.c.at < end, number) for number, end in enumerate(day_ends, start=1)])
+    binned = _located(
+        select(day.label("day"), flows.c.qty).select_from(flows), flows, kinds, line).subquery()
+    stmt = (select(binned.c.day, func.sum(binned.c.qty).label("qty"))
+            .where(binned.c.day.is_not(None)).group_by(binned.c.day))
+    change = _frame(conn, stmt, {"day": "int", "qty": "float"}).set_index("day")["qty"]
+    levels = change.reindex(range(len(day_ends) + 1), fill_value=0.0).cumsum()
+    return pd.DataFrame({"at": utc_instants(list(day_ends)),
+                         "qty": levels.iloc[1:].to_numpy(dtype="float64")})
+
+
+def production_plan(conn: Connection, since: datetime, until: datetime, *,
+                    line: str | None = None) -> pd.DataFrame:
+    """The shifts starting in [since, until), with planned and reported quantities."""
+    stmt = (
+        select(ProductionPlan.line, ProductionPlan.shift_start, ProductionPlan.shift_end,
+               ProductionPlan.planned_qty, ProductionPlan.actual_qty)
+        .where(ProductionPlan.shift_start >= since, ProductionPlan.shift_start < until)
+    )
+    if line is not None:
+        stmt = stmt.where(ProductionPlan.line == line)
+    return _frame(conn, stmt, PLAN_COLUMNS, ["shift_start", "line"])
