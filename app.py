@@ -40,8 +40,12 @@ def create_app(database_url: str | None = None) -> dash.Dash:
 
 
 def create_server():
-    """WSGI entry point for gunicorn: `gunicorn --preload 'app:create_server()'`."""
-    return create_app().server
+    """WSGI entry point for gunicorn (see gunicorn.conf.py)."""
+    app = create_app()
+    # Dash learns the paths of its scripts while rendering the page; render it once here so
+    # every forked worker can serve them, whichever worker the browser reaches first.
+    app.server.test_client().get("/")
+    return app.server
 
 
 def _instant(value: str | None, default):
@@ -53,6 +57,7 @@ def _instant(value: str | None, default):
 def cli(ctx: click.Context) -> None:
     """FloorLink: a live operations wall for multi-department site management (现场协同看板)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if ctx.invoked_subcommand is None:
         ctx.invoke(run_embedded)
 
@@ -84,6 +89,14 @@ def _serve(host: str, port: int) -> None:
     app = create_app()
     log.info("serving on http://%s:%d", host, port)
     app.run(host=host, port=port, debug=False)
+
+
+@cli.command("settings")
+def show_settings() -> None:
+    """List every setting (environment variable) with its value and what it does."""
+    for setting in settings.SETTINGS:
+        click.echo(f"{setting.name}={settings.get(setting.name)}")
+        click.echo(f"    {setting.help} (default: {setting.default or 'empty'})")
 
 
 @cli.command("init-db")

@@ -67,6 +67,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "dwell": ("滞留", "dwell"),
     "limit": ("时限", "limit"),
     "no_material_alerts": ("物料流转正常", "Material flowing normally"),
+    "no_shortages": ("没有未解决的缺料", "No open shortages"),
     "stages_title": ("各阶段在库批次 · 滞留标红", "Lots on hand by stage · stagnant in red"),
     "stagnant_title": ("滞留批次 · 按滞留时长", "Stagnant lots · longest first"),
     "shortages_title": ("未解决缺料", "Open shortages"),

@@ -5,7 +5,7 @@ Pages import from here; nothing here knows about a particular page.
 """
 from __future__ import annotations
 
-import os
+import hashlib
 import time
 from urllib.parse import parse_qs
 
@@ -17,9 +17,21 @@ from flask import current_app
 
 from data import settings, wall
 
-# Changes on every server start: an open screen that sees a new value reloads itself,
-# so a deploy reaches every TV without anyone pressing F5.
-BUILD_ID = f"{os.getpid()}-{int(time.time())}"
+
+
+def _build_id() -> str:
+    """A fingerprint of the code and assets being served. An open screen that sees it change
+    reloads itself, so a deploy reaches every TV without anyone pressing F5; every worker of
+    one deploy computes the same value."""
+    digest = hashlib.sha1()
+    for path in sorted(settings.PROJECT_ROOT.glob("*.py")) + sorted(
+            p for folder in ("dashboards", "data", "assets") for p in
+            (settings.PROJECT_ROOT / folder).rglob("*") if p.suffix in (".py", ".js", ".css")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+BUILD_ID = _build_id()
 # Seconds each page of the issue board stays before it turns to the next.
 BOARD_PAGE_S = 8
 BOARD_COLUMNS = ("col_severity", "col_type", "col_title", "col_location", "col_owner", "col_age",

@@ -70,7 +70,7 @@ def _stagnant(snapshot: dict, lang: str) -> list:
 
 def _shortages(snapshot: dict, lang: str) -> list:
     if not snapshot["shortages"]:
-        return [html.Div(t("no_material_alerts", lang), className="calm")]
+        return [html.Div(t("no_shortages", lang), className="calm")]
     return [_ui.grid_row([html.Span(t("shortage", lang), className="tag shortage"),
                           f"{s['location_name']} · {s['title']}",
                           html.Span(format_minutes(s["waiting_min"], lang), className="num")],
