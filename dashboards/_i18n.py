@@ -54,12 +54,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "all_clear": ("全部正常 · 没有未关闭的问题", "All clear · no open issues"),
     "no_data": ("暂无数据", "No data yet"),
     # scoreboard
-    "scoreboard_title": ("部门协同记分牌 · 近7天", "Scoreboard · 7 days"),
+    "scoreboard_title": ("部门记分牌 · 近7天", "Scoreboard · 7 days"),
     "col_open": ("未关闭", "Open"),
     "col_median_response": ("响应中位数", "Median"),
     "col_sla": ("达成率", "SLA"),
     "col_ping_pong": ("来回转派", "Ping-pong"),
-    "collaboration_star": ("本周协同之星", "Star"),
+    "collaboration_star": ("协同之星", "Star"),
     # material
     "material_title": ("物料预警", "Material alerts"),
     "stagnant": ("物料滞留", "Stagnant material"),

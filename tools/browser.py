@@ -68,7 +68,7 @@ class AppServer:
         self.process = None
 
 
-def chromium(width: int = 1920, height: int = 1080):
+def chromium(width: int = 1920, height: int = 1080, performance_log: bool = False):
     """Headless Debian Chromium through its chromedriver, with the flags this network needs."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -80,7 +80,10 @@ def chromium(width: int = 1920, height: int = 1080):
                  "--force-device-scale-factor=1"):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    logging_prefs = {"browser": "ALL"}
+    if performance_log:
+        logging_prefs["performance"] = "ALL"
+    options.set_capability("goog:loggingPrefs", logging_prefs)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     # The viewport itself, not the window around it, is what a TV shows.
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
