@@ -15,7 +15,7 @@ from dash import ClientsideFunction, Input, Output, State, callback, clientside_
 from dashboards._i18n import TEXT, bilingual_name, language, t
 from flask import current_app
 
-from data import settings, wall
+from data import screens, settings
 
 
 
@@ -102,9 +102,9 @@ def _shell_texts(search):
     department_name = department
     if department:
         try:
-            names = wall.names_for_screen(current_app.config["FLOORLINK_DATABASE_URL"])
+            names = screens.names_for_screen(current_app.config["FLOORLINK_DATABASE_URL"])
             department_name = bilingual_name(names["departments"].get(department, {}), lang) or department
-        except wall.SourceUnavailable:
+        except screens.SourceUnavailable:
             pass
     root_class = f"wall-root lang-{lang}" + (" kiosk" if kiosk else "")
     return (t("app_title", lang), nav, config, root_class,

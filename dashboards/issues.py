@@ -10,7 +10,7 @@ from flask import current_app
 
 from dashboards import _ui
 from dashboards._i18n import language
-from data import wall
+from data import screens
 
 dash.register_page(__name__, path="/issues", name="issues", title="FloorLink · 问题看板")
 
@@ -36,9 +36,9 @@ def layout(lang=None, dept=None, line=None, **_other_query_params):
 )
 def refresh(_n, scope, shown, status):
     try:
-        snapshot = wall.overview_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
+        snapshot = screens.overview_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
                                             department=scope["dept"], line=scope["line"])
-    except wall.SourceUnavailable:
+    except screens.SourceUnavailable:
         log.warning("issue board refresh failed: data source unavailable", exc_info=True)
         return no_update, _ui.status_down(status)
     board = _ui.board_data(snapshot, scope["lang"])

@@ -11,7 +11,7 @@ from flask import current_app
 
 from dashboards import _ui
 from dashboards._i18n import format_minutes, language, t
-from data import wall
+from data import screens
 
 dash.register_page(__name__, path="/material", name="material", title="FloorLink · 物料看板")
 
@@ -97,9 +97,9 @@ def _stage_data(snapshot: dict, lang: str) -> dict:
 def refresh(_n, scope, shown_stages, status):
     lang = scope["lang"]
     try:
-        snapshot = wall.material_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
+        snapshot = screens.material_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
                                             line=scope["line"])
-    except wall.SourceUnavailable:
+    except screens.SourceUnavailable:
         log.warning("material refresh failed: data source unavailable", exc_info=True)
         return (no_update,) * 4 + (_ui.status_down(status),)
     stages = _stage_data(snapshot, lang)

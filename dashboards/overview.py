@@ -13,7 +13,7 @@ from flask import current_app
 
 from dashboards import _ui
 from dashboards._i18n import bilingual_name, format_minutes, format_percent, language, t
-from data import settings, wall
+from data import screens, settings, wall
 
 dash.register_page(__name__, path="/", name="overview", title="FloorLink")
 
@@ -174,9 +174,9 @@ def refresh(_n, scope, sent, status):
     """Read the shared snapshot and send only the panels whose content changed."""
     lang = scope["lang"]
     try:
-        snapshot = wall.overview_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
+        snapshot = screens.overview_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
                                             department=scope["dept"], line=scope["line"])
-    except wall.SourceUnavailable:
+    except screens.SourceUnavailable:
         log.warning("wall refresh failed: data source unavailable", exc_info=True)
         return (no_update,) * 7 + (_ui.status_down(status),)
 

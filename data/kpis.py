@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 MINUTE = pd.Timedelta(minutes=1)
@@ -78,13 +79,14 @@ def sla_outcomes(issues: pd.DataFrame, as_of: datetime, *, done_column: str,
     limit = pd.to_timedelta(pd.to_numeric(issues[limit_column]).astype("float64"), unit="m")
     done = _done_by(issues, done_column, at)
     elapsed = (_instants(issues, done_column) - raised).where(done, at - raised)
-    decided = limit.notna() & (raised <= at)
-    met = decided & done & (elapsed <= limit)
-    breached = decided & (elapsed > limit)
-    outcome = pd.Series(PENDING, index=issues.index, dtype="str")
-    outcome[breached] = BREACHED
-    outcome[met] = MET
-    return outcome
+    has_limit = limit.notna().to_numpy()
+    raised_by_then = (raised <= at).fillna(False).to_numpy(dtype=bool)
+    within = (elapsed <= limit).fillna(False).to_numpy(dtype=bool)
+    beyond = (elapsed > limit).fillna(False).to_numpy(dtype=bool)
+    met = done.to_numpy() & has_limit & within
+    breached = has_limit & raised_by_then & beyond
+    return pd.Series(np.select([met, breached], [MET, BREACHED], PENDING), index=issues.index,
+                     dtype="str")
 
 
 def response_sla_outcomes(issues: pd.DataFrame, as_of: datetime) -> pd.Series:

@@ -41,6 +41,12 @@ class UtcDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc)
 
 
+def _written_now() -> datetime:
+    """The writer's clock, for `recorded_at` / `updated_at`: when a row reached the database,
+    not when its event happened. Watermarks use it; no KPI does."""
+    return datetime.now(timezone.utc)
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -112,8 +118,11 @@ class Issue(Base):
     closed_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
     status: Mapped[str] = mapped_column(String(16))
     cause: Mapped[Optional[str]] = mapped_column(Text)
+    # When this row was last written (the writer's clock): the wall reads only what changed.
+    updated_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
     __table_args__ = (
         CheckConstraint(_in("status", ISSUE_STATUSES), name="ck_issue_status"),
+        Index("ix_issues_updated_at", "updated_at"),
         CheckConstraint(_in("severity", SEVERITIES), name="ck_issue_severity"),
         Index("ix_issues_raised_at", "raised_at"),
         Index("ix_issues_owner_raised_at", "owner_department_code", "raised_at"),
@@ -134,8 +143,10 @@ class IssueEvent(Base):
     department_code: Mapped[Optional[str]] = mapped_column(ForeignKey("departments.code"))
     actor: Mapped[Optional[str]] = mapped_column(String(100))
     note: Mapped[Optional[str]] = mapped_column(Text)
+    recorded_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime, default=_written_now)
     __table_args__ = (
         CheckConstraint(_in("kind", EVENT_KINDS), name="ck_event_kind"),
+        Index("ix_issue_events_recorded_at", "recorded_at"),
         # An event is the same event when issue, instant, kind and department agree:
         # re-imports and simulator retries cannot write it twice.
         UniqueConstraint("issue_id", "at", "kind", "department_code", name="uq_issue_event"),
@@ -153,8 +164,10 @@ class Movement(Base):
     from_location_code: Mapped[str] = mapped_column(ForeignKey("locations.code"))
     to_location_code: Mapped[str] = mapped_column(ForeignKey("locations.code"))
     order_ref: Mapped[Optional[str]] = mapped_column(String(64))
+    recorded_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime, default=_written_now)
     __table_args__ = (
         CheckConstraint("qty > 0", name="ck_movement_qty_positive"),
+        Index("ix_movements_recorded_at", "recorded_at"),
         Index("ix_movements_at", "at"),
         Index("ix_movements_to_at", "to_location_code", "at"),
         Index("ix_movements_from_at", "from_location_code", "at"),
@@ -175,6 +188,14 @@ class ProductionPlan(Base):
         CheckConstraint("shift_end > shift_start", name="ck_plan_shift_order"),
         Index("ix_plan_shift_start", "shift_start"),
     )
+
+
+class DataVersion(Base):
+    """Counters that bulk writers (import, demo plant) raise, so incremental readers know
+    to reload instead of following row by row."""
+    __tablename__ = "data_versions"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
 
 
 CANONICAL_TABLES = {

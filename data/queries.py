@@ -250,3 +250,67 @@ def production_plan(conn: Connection, since: datetime, until: datetime, *,
     if line is not None:
         stmt = stmt.where(ProductionPlan.line == line)
     return _frame(conn, stmt, PLAN_COLUMNS, ["shift_start", "line"])
+
+
+# ---- what incremental readers (data/wall_state.py) load once and then follow ----------------
+
+MOVEMENT_COLUMNS = {"id": "str", "at": "instant", "material_code": "str", "lot": "str",
+                    "qty": "float", "from_location_code": "str", "to_location_code": "str",
+                    "recorded_at": "instant"}
+LOCATION_COLUMNS = {"code": "str", "name": "str", "kind": "str", "line": "str",
+                    "max_dwell_minutes": "float"}
+
+
+def issues_in_play(conn: Connection, raised_since: datetime, resolved_since: datetime) -> pd.DataFrame:
+    """Every issue a screen may count: raised since `raised_since`, still unresolved, or
+    resolved since `resolved_since`, whatever their status. Three disjoint halves, each on
+    an index."""
+    recent = _issues().where(Issue.raised_at >= raised_since)
+    older = _issues().where(Issue.raised_at < raised_since)
+    stmt = union_all(recent, older.where(Issue.resolved_at.is_(None)),
+                     older.where(Issue.resolved_at >= resolved_since))
+    return _frame(conn, stmt, ISSUE_COLUMNS, ["raised_at", "id"])
+
+
+def issues_written_since(conn: Connection, since: datetime) -> pd.DataFrame:
+    """Issues written (raised or changed) after `since`, by the writers' clock."""
+    return _frame(conn, _issues().where(Issue.updated_at > since), ISSUE_COLUMNS, ["raised_at", "id"])
+
+
+def _events_of_recent_issues(raised_since: datetime) -> Select:
+    return (select(IssueEvent.issue_id, IssueEvent.id.label("event_id"), IssueEvent.at,
+                   IssueEvent.kind, IssueEvent.department_code)
+            .join(Issue, Issue.id == IssueEvent.issue_id)
+            .where(Issue.raised_at >= raised_since))
+
+
+def events_of_issues_raised_since(conn: Connection, raised_since: datetime) -> pd.DataFrame:
+    return _frame(conn, _events_of_recent_issues(raised_since), EVENT_COLUMNS,
+                  ["issue_id", "at", "event_id"])
+
+
+def events_written_since(conn: Connection, since: datetime, raised_since: datetime) -> pd.DataFrame:
+    """Events recorded after `since` of the issues raised since `raised_since`."""
+    stmt = _events_of_recent_issues(raised_since).where(IssueEvent.recorded_at > since)
+    return _frame(conn, stmt, EVENT_COLUMNS, ["issue_id", "at", "event_id"])
+
+
+def _movements() -> Select:
+    return select(Movement.id, Movement.at, Movement.material_code, Movement.lot, Movement.qty,
+                  Movement.from_location_code, Movement.to_location_code, Movement.recorded_at)
+
+
+def movements_written_since(conn: Connection, since: datetime) -> pd.DataFrame:
+    return _frame(conn, _movements().where(Movement.recorded_at > since), MOVEMENT_COLUMNS,
+                  ["at", "id"])
+
+
+def movements_after(conn: Connection, as_of: datetime) -> pd.DataFrame:
+    """Movements booked for a time still to come (they count once it has come)."""
+    return _frame(conn, _movements().where(Movement.at > as_of), MOVEMENT_COLUMNS, ["at", "id"])
+
+
+def locations(conn: Connection) -> pd.DataFrame:
+    stmt = select(Location.code, Location.name, Location.kind, Location.line,
+                  Location.max_dwell_minutes)
+    return _frame(conn, stmt, LOCATION_COLUMNS, ["code"])

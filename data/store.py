@@ -8,12 +8,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
+from sqlalchemy import insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from data.models import Issue, IssueEvent, Movement, SlaRule
+from data import timezones
+from data.models import DataVersion, Issue, IssueEvent, Movement, SlaRule
+
+BULK_VERSION = "bulk"
+# The column that says when a row was written, per table that incremental readers follow.
+_WRITTEN_AT = {"issues": "updated_at", "issue_events": "recorded_at", "movements": "recorded_at"}
 
 # Rows sent per round trip; bounds the memory of one batch.
 _BATCH_ROWS = 5000
@@ -33,18 +39,39 @@ def natural_key(model) -> list[str]:
 
 
 def upsert_rows(conn: Connection, model, rows: Sequence[Mapping]) -> None:
-    """Insert rows; a row whose key exists replaces it, so re-importing writes once."""
+    """Bulk write (import, demo plant): insert rows, a row whose key exists replaces it, so
+    re-importing writes once. Raises the bulk version: incremental readers reload."""
     if not rows:
         return
+    _upsert(conn, model, rows)
+    bump_bulk_version(conn)
+
+
+def bump_bulk_version(conn: Connection) -> None:
+    updated = conn.execute(update(DataVersion).where(DataVersion.name == BULK_VERSION)
+                           .values(version=DataVersion.version + 1))
+    if updated.rowcount == 0:
+        conn.execute(insert(DataVersion).values(name=BULK_VERSION, version=1))
+
+
+def bulk_version(conn: Connection) -> int:
+    return conn.execute(select(DataVersion.version).where(DataVersion.name == BULK_VERSION)).scalar() or 0
+
+
+def _upsert(conn: Connection, model, rows: Sequence[Mapping]) -> None:
+    written_at = _WRITTEN_AT.get(model.__tablename__)
+    if written_at:
+        now = timezones.utc_now()
+        rows = [{**r, written_at: now} for r in rows]
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        insert = postgresql.insert
+        dialect_insert = postgresql.insert
     elif dialect == "sqlite":
-        insert = sqlite.insert
+        dialect_insert = sqlite.insert
     else:
         raise NotImplementedError(f"upsert is not implemented for {dialect}")
     keys = natural_key(model)
-    stmt = insert(model.__table__)
+    stmt = dialect_insert(model.__table__)
     updatable = [c for c in rows[0] if c not in keys and c != "id"]
     if updatable:
         stmt = stmt.on_conflict_do_update(index_elements=keys,
@@ -65,8 +92,10 @@ def _issue(session: Session, issue_id: str) -> Issue:
 
 def _event(session: Session, issue: Issue, at: datetime, kind: str, actor: str | None,
            note: str | None = None) -> None:
+    """Record a life-cycle event; every change to an issue goes through here."""
     if at < issue.raised_at:
         raise LifecycleError(f"issue {issue.id}: {kind} at {at.isoformat()} is before it was raised")
+    issue.updated_at = timezones.utc_now()
     session.add(IssueEvent(issue_id=issue.id, at=at, kind=kind,
                            department_code=issue.owner_department_code, actor=actor, note=note))
 
@@ -146,5 +175,6 @@ def close(session: Session, issue_id: str, at: datetime, actor: str | None = Non
 
 
 def record_movements(session: Session, movements: Iterable[Mapping]) -> None:
-    """Material moves, each with a unique id; a repeated id is the same movement, written once."""
-    upsert_rows(session.connection(), Movement, list(movements))
+    """Live material moves, each with a unique id; a repeated id is the same movement,
+    written once. Unlike a bulk write, incremental readers follow these row by row."""
+    _upsert(session.connection(), Movement, list(movements))

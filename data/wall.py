@@ -1,19 +1,18 @@
-"""What the wall shows, computed once per refresh interval for every screen.
+"""What the wall shows: every figure of a page at an explicit `as_of`, as plain data.
 
-`overview_snapshot` is a pure read at an explicit `as_of`; `overview_for_screen` rounds the
-clock down to the refresh interval and serves the snapshot from the shared cache, so ten
-screens (or two hundred) cost one computation per interval and scope.
+The overview is computed from frames (`WallFrames`) that `load_frames` reads in full and
+data/wall_state.py keeps current incrementally; data/screens.py serves both to the pages.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
-from data import cache, db, kpis, queries, settings, timezones
+from data import kpis, queries, settings, timezones
 from data.models import Location, Material, SlaRule
 
 SHORTAGE_TYPE = "material_shortage"
@@ -21,6 +20,8 @@ SHORTAGE_TYPE = "material_shortage"
 STAR_MIN_ISSUES = 5
 TREND_DAYS = 30
 _MAX_ALERTS = 12
+# Quantities on screen: sums of moves carry float noise past this many decimals.
+QTY_DECIMALS = 6
 
 _THRESHOLD_SETTINGS = {
     "open": "THRESHOLD_OPEN", "overdue": "THRESHOLD_OVERDUE",
@@ -29,10 +30,6 @@ _THRESHOLD_SETTINGS = {
     "resolution_rate": "THRESHOLD_RESOLUTION_RATE",
     "plan_attainment": "THRESHOLD_PLAN_ATTAINMENT",
 }
-
-
-class SourceUnavailable(RuntimeError):
-    """The database did not answer; the screen keeps its last good figures."""
 
 
 def threshold(tile: str) -> tuple[float, float]:
@@ -48,17 +45,18 @@ def _none_if_nan(value):
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _names(conn: Connection) -> dict:
+def display_names(conn: Connection) -> dict:
     """Display names of departments, issue types, locations and materials."""
     departments = queries.departments(conn)
     rules = conn.execute(select(SlaRule.issue_type, SlaRule.name_zh, SlaRule.name_en)).all()
-    locations = conn.execute(select(Location.code, Location.name)).all()
+    locations = conn.execute(select(Location.code, Location.name, Location.line)).all()
     materials = conn.execute(select(Material.code, Material.name)).all()
     return {
         "departments": {r.code: {"name_zh": r.name_zh, "name_en": r.name_en}
                         for r in departments.itertuples()},
         "issue_types": {r.issue_type: {"name_zh": r.name_zh, "name_en": r.name_en} for r in rules},
-        "locations": dict(locations),
+        "locations": {r.code: r.name for r in locations},
+        "location_lines": {r.code: r.line for r in locations},
         "materials": dict(materials),
     }
 
@@ -87,7 +85,7 @@ def _window_figures(issues: pd.DataFrame, as_of: datetime) -> dict:
 
 
 def _board(open_now: pd.DataFrame, as_of: datetime) -> list[dict]:
-    board = open_now[kpis.open_mask(open_now, as_of)]
+    board = open_now[kpis.open_mask(open_now, as_of)].sort_values(["raised_at", "id"])
     acknowledged = board["acknowledged_at"].where(board["acknowledged_at"] <= kpis.instant(as_of))
     ack_due = board["raised_at"] + pd.to_timedelta(board["ack_minutes"], unit="m")
     resolve_due = board["raised_at"] + pd.to_timedelta(board["resolve_minutes"], unit="m")
@@ -103,20 +101,27 @@ def _board(open_now: pd.DataFrame, as_of: datetime) -> list[dict]:
 
 def _scoreboard(week: pd.DataFrame, events: pd.DataFrame, open_now: pd.DataFrame,
                 as_of: datetime, names: dict) -> tuple[list[dict], str | None]:
-    overdue = open_now[kpis.overdue_mask(open_now, as_of)]
-    open_ = open_now[kpis.open_mask(open_now, as_of)]
-    ping_pong = kpis.ping_pong_issue_ids(events, as_of)
+    """Per department: open and overdue now, and the week's response and ping-pong; each
+    figure computed once for the week and then grouped, not once per department."""
+    owner = week["owner_department_code"]
+    outcomes = kpis.response_sla_outcomes(week, as_of)
+    met = (outcomes == kpis.MET).groupby(owner).sum()
+    breached = (outcomes == kpis.BREACHED).groupby(owner).sum()
+    medians = kpis.response_minutes(week, as_of).groupby(owner).median()
+    ping_pong = week["id"].isin(kpis.ping_pong_issue_ids(events, as_of)).groupby(owner).sum()
+    raised = owner.value_counts()
+    open_counts = open_now["owner_department_code"].value_counts()
+    overdue_counts = open_now.loc[kpis.overdue_mask(open_now, as_of), "owner_department_code"].value_counts()
     rows = []
     for code, name in names["departments"].items():
-        owned = week[week["owner_department_code"] == code]
-        figures = _window_figures(owned, as_of)
+        decided = int(met.get(code, 0)) + int(breached.get(code, 0))
         rows.append({"department_code": code, **name,
-                     "raised": len(owned),
-                     "open": int((open_["owner_department_code"] == code).sum()),
-                     "overdue": int((overdue["owner_department_code"] == code).sum()),
-                     "median_response_min": figures["median_response_min"],
-                     "response_sla_compliance": figures["response_sla_compliance"],
-                     "ping_pong": len(ping_pong & set(owned["id"]))})
+                     "raised": int(raised.get(code, 0)),
+                     "open": int(open_counts.get(code, 0)),
+                     "overdue": int(overdue_counts.get(code, 0)),
+                     "median_response_min": _none_if_nan(medians.get(code)),
+                     "response_sla_compliance": int(met.get(code, 0)) / decided if decided else None,
+                     "ping_pong": int(ping_pong.get(code, 0))})
     contenders = [r for r in rows if r["raised"] >= STAR_MIN_ISSUES
                   and r["response_sla_compliance"] is not None]
     star = None
@@ -135,8 +140,53 @@ def _daily_median_response(issues: pd.DataFrame, as_of: datetime, days: list) ->
     return [_none_if_nan(medians.get(day)) for day in days]
 
 
+@dataclass(frozen=True)
+class WallFrames:
+    """What the overview is computed from: every issue it may count (the window's, and the
+    ones open now or a day ago), the events of the last week's issues, where the lots sit,
+    and the last shifts. Frames of the shapes data.queries returns, for every line."""
+    names: dict
+    issues: pd.DataFrame
+    events: pd.DataFrame
+    lots: pd.DataFrame
+    plan: pd.DataFrame
+
+
+# How far back the overview looks: the 30-day trend from the site's midnight, with a day spare.
+ISSUE_HORIZON = timedelta(days=TREND_DAYS + 1)
+EVENT_HORIZON = timedelta(days=8)
+PLAN_HORIZON = timedelta(hours=36)
+
+
+def load_frames(conn: Connection, as_of: datetime) -> WallFrames:
+    """The overview's frames read in full from the database (the reference for the
+    incremental reader in data/wall_state.py, which must give the same frames)."""
+    issues = queries.issues_in_play(conn, as_of - ISSUE_HORIZON, as_of - timedelta(days=1))
+    return WallFrames(
+        names=display_names(conn), issues=issues,
+        events=queries.events_of_issues_raised_since(conn, as_of - EVENT_HORIZON),
+        lots=queries.lot_positions(conn, as_of),
+        plan=queries.production_plan(conn, as_of - PLAN_HORIZON, as_of))
+
+
+def _on_line(frame: pd.DataFrame, line: str | None, lines: pd.Series | None = None) -> pd.DataFrame:
+    if line is None:
+        return frame
+    return frame[(frame["line"] if lines is None else lines) == line]
+
+
+def _open_at(issues: pd.DataFrame, at: datetime) -> pd.DataFrame:
+    return issues[kpis.open_mask(issues, at)]
+
+
 def overview_snapshot(conn: Connection, as_of: datetime, *, department: str | None = None,
                       line: str | None = None) -> dict:
+    """Every figure of the overview page at as_of, read in full from the database."""
+    return overview_from_frames(load_frames(conn, as_of), as_of, department=department, line=line)
+
+
+def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str | None = None,
+                         line: str | None = None) -> dict:
     """Every figure of the overview page at as_of, as plain JSON-ready data.
 
     Tiles, board and shortages follow the department scope; the scoreboard, the star and the
@@ -150,14 +200,19 @@ def overview_snapshot(conn: Connection, as_of: datetime, *, department: str | No
     trend_start = today - timedelta(days=TREND_DAYS - 1)
     week_start = as_of - timedelta(days=7)
     day_before = as_of - timedelta(days=1)
+    at = kpis.instant(as_of)
 
-    names = _names(conn)
-    issues = queries.issue_population(conn, min(trend_start, week_start), as_of, line=line)
-    open_now = queries.open_issues(conn, as_of, line=line)
-    open_day_before = queries.open_issues(conn, day_before, line=line)
-    events = queries.holder_events(conn, week_start, as_of, as_of, line=line)
-    plan = queries.production_plan(conn, as_of - timedelta(hours=36), as_of, line=line)
-    lots = queries.lot_positions(conn, as_of, line=line)
+    names = frames.names
+    known = _on_line(frames.issues, line)
+    counted = known[known["status"] != "cancelled"]
+    issues = counted[(counted["raised_at"] >= min(trend_start, week_start)) & (counted["raised_at"] < at)]
+    open_now, open_day_before = _open_at(known, as_of), _open_at(known, day_before)
+    week = issues[issues["raised_at"] >= week_start]
+    events = frames.events[frames.events["issue_id"].isin(week["id"])
+                           & (frames.events["at"] <= at)]
+    plan = _on_line(frames.plan, line)
+    location_lines = frames.lots["location_code"].map(names["location_lines"])
+    lots = _on_line(frames.lots, line, location_lines)
 
     def scoped(frame: pd.DataFrame) -> pd.DataFrame:
         return frame if department is None else frame[frame["owner_department_code"] == department]
@@ -168,8 +223,7 @@ def overview_snapshot(conn: Connection, as_of: datetime, *, department: str | No
     now_figures = _window_figures(today_issues, as_of)
     before_figures = _window_figures(yesterday_issues, as_of)
     tiles = {
-        "open": {"value": int(kpis.open_mask(mine_open, as_of).sum()),
-                 "yesterday": int(kpis.open_mask(mine_open_before, day_before).sum())},
+        "open": {"value": len(mine_open), "yesterday": len(mine_open_before)},
         "overdue": {"value": int(kpis.overdue_mask(mine_open, as_of).sum()),
                     "yesterday": int(kpis.overdue_mask(mine_open_before, day_before).sum())},
         **{k: {"value": now_figures[k], "yesterday": before_figures[k]} for k in now_figures},
@@ -177,7 +231,6 @@ def overview_snapshot(conn: Connection, as_of: datetime, *, department: str | No
                             "yesterday": shift_attainment(plan, day_before, as_of)},
     }
 
-    week = issues[issues["raised_at"] >= week_start]
     scoreboard, star = _scoreboard(week, events, open_now, as_of, names)
 
     stagnant = kpis.stagnant_lots(lots, as_of).head(_MAX_ALERTS)
@@ -194,7 +247,7 @@ def overview_snapshot(conn: Connection, as_of: datetime, *, department: str | No
         "scope": {"department": department, "line": line},
         "goal_min": settings.get_float("RESPONSE_GOAL_MIN"),
         "no_data": mine.empty and mine_open.empty,
-        "names": names,
+        "names": {k: v for k, v in names.items() if k != "location_lines"},
         "tiles": tiles,
         "board": board,
         "scoreboard": scoreboard, "star": star,
@@ -203,24 +256,18 @@ def overview_snapshot(conn: Connection, as_of: datetime, *, department: str | No
                       "material_name": names["materials"].get(r.material_code, r.material_code),
                       "location_code": r.location_code,
                       "location_name": names["locations"].get(r.location_code, r.location_code),
-                      "qty": float(r.qty), "dwell_min": float(r.dwell_minutes),
+                      "qty": round(float(r.qty), QTY_DECIMALS), "dwell_min": float(r.dwell_minutes),
                       "limit_min": float(r.max_dwell_minutes)} for r in stagnant.itertuples()],
         "trend": {"days": [d.strftime("%m-%d") for d in days],
                   "median_min": _daily_median_response(trend_issues, as_of, days)},
     }
 
 
-def snapshot_instant(now: datetime, refresh_s: int) -> datetime:
-    """`now` rounded down to the refresh interval: every screen in it shares one snapshot."""
-    bucket = int(now.timestamp()) // refresh_s * refresh_s
-    return datetime.fromtimestamp(bucket, timezone.utc)
-
-
 def material_snapshot(conn: Connection, as_of: datetime, *, line: str | None = None) -> dict:
     """Where material sits and where it is stuck at as_of: lots per stage, stagnant lots,
     open shortages and the week's turnover."""
     tz = timezones.site_zone()
-    names = _names(conn)
+    names = display_names(conn)
     lots = queries.lot_positions(conn, as_of, line=line)
     stagnant = kpis.stagnant_lots(lots, as_of)
     week_start = as_of - timedelta(days=7)
@@ -252,42 +299,3 @@ def material_snapshot(conn: Connection, as_of: datetime, *, line: str | None = N
                   "lots_at_iqc": int(per_stage.get("iqc", 0)),
                   "turnover_week": kpis.turnover(consumed, levels)},
     }
-
-
-def _for_screen(page: str, snapshot, database_url: str, **scope) -> dict:
-    """A page's snapshot of the current interval, computed once for every screen."""
-    refresh_s = settings.get_int("REFRESH_S")
-    as_of = snapshot_instant(timezones.utc_now(), refresh_s)
-    key = cache.cache_key(page, database_url, sorted(scope.items()), as_of.timestamp())
-
-    def compute() -> dict:
-        try:
-            with db.get_engine(database_url).connect() as conn:
-                return snapshot(conn, as_of, **scope)
-        except DBAPIError as exc:
-            raise SourceUnavailable(str(exc.orig)) from exc
-
-    return cache.cached(key, compute, timeout_s=2 * refresh_s)
-
-
-def overview_for_screen(database_url: str, *, department: str | None = None,
-                        line: str | None = None) -> dict:
-    return _for_screen("overview", overview_snapshot, database_url, department=department, line=line)
-
-
-def material_for_screen(database_url: str, *, line: str | None = None) -> dict:
-    return _for_screen("material", material_snapshot, database_url, line=line)
-
-
-def names_for_screen(database_url: str) -> dict:
-    """Display names for screen headers; a missing database leaves codes on screen."""
-    key = cache.cache_key("names", database_url)
-
-    def compute() -> dict:
-        try:
-            with db.get_engine(database_url).connect() as conn:
-                return _names(conn)
-        except DBAPIError as exc:
-            raise SourceUnavailable(str(exc.orig)) from exc
-
-    return cache.cached(key, compute, timeout_s=300)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from flask import Flask
 
-from data import cache, db, store, wall
+from data import cache, db, screens, store, wall
 from data.models import Department, Location, Material, SlaRule
 
 from conftest import unavailable
@@ -132,9 +132,9 @@ def test_stagnant_lot_shows_on_material_snapshot(plant):
 
 
 def test_snapshot_instant_is_shared_within_an_interval():
-    first = wall.snapshot_instant(datetime(2026, 11, 20, 2, 0, 3, tzinfo=timezone.utc), 10)
-    second = wall.snapshot_instant(datetime(2026, 11, 20, 2, 0, 9, 999, tzinfo=timezone.utc), 10)
-    third = wall.snapshot_instant(datetime(2026, 11, 20, 2, 0, 10, tzinfo=timezone.utc), 10)
+    first = screens.snapshot_instant(datetime(2026, 11, 20, 2, 0, 3, tzinfo=timezone.utc), 10)
+    second = screens.snapshot_instant(datetime(2026, 11, 20, 2, 0, 9, 999, tzinfo=timezone.utc), 10)
+    third = screens.snapshot_instant(datetime(2026, 11, 20, 2, 0, 10, tzinfo=timezone.utc), 10)
     assert first == second == datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
     assert third == first + timedelta(seconds=10)
 

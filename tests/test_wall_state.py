@@ -1,0 +1,78 @@
+"""The incremental reader gives exactly what a full read gives, after live writes, bulk
+writes and the passing of time."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from data import db, demo, store, wall
+from data.models import Department, Movement
+from data.wall_state import WallState
+
+END = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)   # 10:00 in Shanghai
+
+
+@pytest.fixture
+def plant(engine):
+    demo.build_demo_plant(engine, days=6, seed=11, end=END)
+    return engine
+
+
+def assert_same_as_full_read(engine, state: WallState, as_of: datetime, **scope):
+    with engine.connect() as conn:
+        incremental = wall.overview_from_frames(state.frames(conn, as_of), as_of, **scope)
+    with engine.connect() as conn:
+        full = wall.overview_snapshot(conn, as_of, **scope)
+    assert incremental == full
+
+
+def live_changes(engine, at: datetime) -> None:
+    """A minute on the floor: issues raised, handed back and forth, acknowledged, resolved;
+    lots arriving and leaving; one move booked for later."""
+    with db.session_scope(engine) as s:
+        store.raise_issue(s, issue_id="LIVE-1", issue_type="quality_anomaly", title="毛刺",
+                          severity="P1", at=at, location_code=None)
+        store.raise_issue(s, issue_id="LIVE-2", issue_type="material_shortage", title="缺料",
+                          severity="P2", at=at - timedelta(minutes=40))
+    with db.session_scope(engine) as s:
+        store.reassign(s, "LIVE-1", at + timedelta(minutes=1), "PRD")
+        store.reassign(s, "LIVE-1", at + timedelta(minutes=2), "QA")
+        store.acknowledge(s, "LIVE-2", at + timedelta(minutes=3))
+        store.resolve(s, "LIVE-2", at + timedelta(minutes=4))
+    with engine.connect() as conn:
+        lot = conn.execute(
+            select(Movement.lot, Movement.material_code, Movement.to_location_code)
+            .where(Movement.to_location_code == "IQC-01")
+            .order_by(Movement.at.desc(), Movement.id).limit(1)).one()
+    with db.session_scope(engine) as s:
+        store.record_movements(s, [
+            {"id": "LIVE-M1", "at": at + timedelta(minutes=2), "material_code": lot.material_code,
+             "lot": lot.lot, "qty": 1.0, "from_location_code": lot.to_location_code,
+             "to_location_code": "WH-RM"},
+            {"id": "LIVE-M2", "at": at + timedelta(hours=3), "material_code": lot.material_code,
+             "lot": lot.lot, "qty": 1.0, "from_location_code": lot.to_location_code,
+             "to_location_code": "WH-RM"},
+        ])
+
+
+@pytest.mark.parametrize("scope", [{}, {"department": "QA"}, {"line": "L2"}], ids=["site", "dept", "line"])
+def test_incremental_equals_full_read(plant, scope):
+    state = WallState()
+    assert_same_as_full_read(plant, state, END, **scope)           # the first, full load
+    live_changes(plant, END + timedelta(minutes=1))
+    assert_same_as_full_read(plant, state, END + timedelta(minutes=10), **scope)   # followed
+    assert_same_as_full_read(plant, state, END + timedelta(hours=4), **scope)      # a booked move
+    assert_same_as_full_read(plant, state, END + timedelta(days=2), **scope)       # time passes
+
+
+def test_a_bulk_write_makes_the_reader_reload(plant):
+    state = WallState()
+    assert_same_as_full_read(plant, state, END)
+    with plant.begin() as conn:
+        store.upsert_rows(conn, Department, [{"code": "QA", "name_zh": "品质部", "name_en": "Quality"}])
+    with plant.connect() as conn:
+        frames = state.frames(conn, END)
+    assert frames.names["departments"]["QA"]["name_zh"] == "品质部"
+    assert_same_as_full_read(plant, state, END)
