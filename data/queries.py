@@ -239,6 +239,25 @@ def stock_at_day_ends(conn: Connection, since: datetime, day_ends: Sequence[date
                          "qty": levels.iloc[1:].to_numpy(dtype="float64")})
 
 
+def stock_changes_after_day_ends(conn: Connection, day_ends: Sequence[datetime], as_of: datetime, *,
+                                 line: str | None = None,
+                                 kinds: Iterable[str] = TURNOVER_STOCK_KINDS) -> pd.Series:
+    """Net quantity moved into the `kinds` locations from each day end up to as_of
+    (inclusive), one value per day end. With the on-hand at as_of this gives the on-hand at
+    every day end from the period's moves alone, however long the history."""
+    if not day_ends:
+        return pd.Series([], dtype="float64")
+    flows = _flows()
+    day = case(*[(flows.c.at < end, number) for number, end in enumerate(day_ends[1:], start=1)],
+               else_=len(day_ends))
+    binned = _located(select(day.label("day"), flows.c.qty).select_from(flows)
+                      .where(flows.c.at >= day_ends[0], flows.c.at <= as_of), flows, kinds, line).subquery()
+    stmt = select(binned.c.day, func.sum(binned.c.qty).label("qty")).group_by(binned.c.day)
+    change = _frame(conn, stmt, {"day": "int", "qty": "float"}).set_index("day")["qty"]
+    per_day = change.reindex(range(1, len(day_ends) + 1), fill_value=0.0)
+    return per_day[::-1].cumsum()[::-1].reset_index(drop=True)
+
+
 def production_plan(conn: Connection, since: datetime, until: datetime, *,
                     line: str | None = None) -> pd.DataFrame:
     """The shifts starting in [since, until), with planned and reported quantities."""

@@ -59,8 +59,12 @@ def overview_for_screen(database_url: str, *, department: str | None = None,
 
 
 def material_for_screen(database_url: str, *, line: str | None = None) -> dict:
-    return _for_screen("material", database_url,
-                       lambda conn, as_of: wall.material_snapshot(conn, as_of, line=line), line=line)
+    state = _states.setdefault(database_url, WallState())
+
+    def compute(conn: Connection, as_of: datetime) -> dict:
+        return wall.material_from_frames(state.frames(conn, as_of), conn, as_of, line=line)
+
+    return _for_screen("material", database_url, compute, line=line)
 
 
 def names_for_screen(database_url: str) -> dict:

@@ -264,31 +264,41 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
 
 
 def material_snapshot(conn: Connection, as_of: datetime, *, line: str | None = None) -> dict:
+    """Every figure of the material page at as_of, read in full from the database."""
+    return material_from_frames(load_frames(conn, as_of), conn, as_of, line=line)
+
+
+def material_from_frames(frames: WallFrames, conn: Connection, as_of: datetime, *,
+                         line: str | None = None) -> dict:
     """Where material sits and where it is stuck at as_of: lots per stage, stagnant lots,
-    open shortages and the week's turnover."""
-    tz = timezones.site_zone()
-    names = display_names(conn)
-    lots = queries.lot_positions(conn, as_of, line=line)
+    open shortages and the week's turnover. The turnover's day-end stock is the on-hand now
+    less what moved since each day end, so it reads only the week's moves."""
+    names = frames.names
+    lots = _on_line(frames.lots, line, frames.lots["location_code"].map(names["location_lines"]))
     stagnant = kpis.stagnant_lots(lots, as_of)
     week_start = as_of - timedelta(days=7)
     consumed = queries.consumed(conn, week_start, as_of, line=line)
-    levels = queries.stock_at_day_ends(conn, week_start, kpis.day_ends(week_start, as_of, tz), line=line)
-    open_now = queries.open_issues(conn, as_of, line=line)
-    shortages = open_now[kpis.open_mask(open_now, as_of) & (open_now["issue_type"] == SHORTAGE_TYPE)]
+    day_ends = kpis.day_ends(week_start, as_of, timezones.site_zone())
+    on_hand = float(lots.loc[lots["location_kind"].isin(queries.TURNOVER_STOCK_KINDS), "qty"].sum())
+    moved_since = queries.stock_changes_after_day_ends(conn, day_ends, as_of, line=line)
+    levels = pd.DataFrame({"at": day_ends, "qty": on_hand - moved_since.to_numpy(dtype="float64")})
+    open_now = _open_at(_on_line(frames.issues, line), as_of)
+    shortages = open_now[open_now["issue_type"] == SHORTAGE_TYPE].sort_values(["raised_at", "id"])
     stages = [k for k in queries.STOCK_KINDS if k != "scrap"]
     per_stage = lots.groupby("location_kind").size()
     stuck_per_stage = stagnant.groupby("location_kind").size()
+    turnover = kpis.turnover(consumed, levels)
     return {
         "as_of": as_of.isoformat(), "as_of_ms": int(as_of.timestamp() * 1000),
         "scope": {"line": line},
-        "names": names,
+        "names": {k: v for k, v in names.items() if k != "location_lines"},
         "no_data": lots.empty and consumed.empty,
         "stages": [{"kind": k, "lots": int(per_stage.get(k, 0)),
                     "stagnant": int(stuck_per_stage.get(k, 0))} for k in stages],
         "stagnant": [{"lot": r.lot, "material_code": r.material_code,
                       "material_name": names["materials"].get(r.material_code, r.material_code),
                       "location_name": names["locations"].get(r.location_code, r.location_code),
-                      "qty": float(r.qty), "dwell_min": float(r.dwell_minutes),
+                      "qty": round(float(r.qty), QTY_DECIMALS), "dwell_min": float(r.dwell_minutes),
                       "limit_min": float(r.max_dwell_minutes)} for r in stagnant.itertuples()],
         "shortages": [{"id": r.id, "title": r.title,
                        "location_name": names["locations"].get(r.location_code, r.location_code or ""),
@@ -297,5 +307,5 @@ def material_snapshot(conn: Connection, as_of: datetime, *, line: str | None = N
                       for r in shortages.itertuples()],
         "tiles": {"stagnant_lots": len(stagnant), "shortages": len(shortages),
                   "lots_at_iqc": int(per_stage.get("iqc", 0)),
-                  "turnover_week": kpis.turnover(consumed, levels)},
+                  "turnover_week": None if turnover is None else round(turnover, QTY_DECIMALS)},
     }

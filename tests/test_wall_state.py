@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from data import db, demo, store, wall
+from data import db, demo, kpis, queries, store, timezones, wall
 from data.models import Department, Movement
 from data.wall_state import WallState
 
@@ -22,10 +22,14 @@ def plant(engine):
 
 def assert_same_as_full_read(engine, state: WallState, as_of: datetime, **scope):
     with engine.connect() as conn:
-        incremental = wall.overview_from_frames(state.frames(conn, as_of), as_of, **scope)
+        frames = state.frames(conn, as_of)
+        incremental = wall.overview_from_frames(frames, as_of, **scope)
+        material = wall.material_from_frames(frames, conn, as_of, line=scope.get("line"))
     with engine.connect() as conn:
         full = wall.overview_snapshot(conn, as_of, **scope)
+        full_material = wall.material_snapshot(conn, as_of, line=scope.get("line"))
     assert incremental == full
+    assert material == full_material
 
 
 def live_changes(engine, at: datetime) -> None:
@@ -76,3 +80,17 @@ def test_a_bulk_write_makes_the_reader_reload(plant):
         frames = state.frames(conn, END)
     assert frames.names["departments"]["QA"]["name_zh"] == "品质部"
     assert_same_as_full_read(plant, state, END)
+
+
+def test_week_turnover_from_the_current_stock_equals_the_contract_definition(plant):
+    """The material page derives day-end stock from the on-hand now; the contract's
+    definition brings the balance forward from the start of history. Same figure."""
+    as_of = END
+    week_start = as_of - timedelta(days=7)
+    with plant.connect() as conn:
+        shown = wall.material_snapshot(conn, as_of)["tiles"]["turnover_week"]
+        day_ends = kpis.day_ends(week_start, as_of, timezones.site_zone())
+        contract = kpis.turnover(queries.consumed(conn, week_start, as_of),
+                                 queries.stock_at_day_ends(conn, week_start, day_ends))
+    assert contract is not None and contract > 0
+    assert shown == pytest.approx(contract, abs=1e-6)   # shown to 6 decimals
