@@ -41,8 +41,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CACHE_KEY_PREFIX", "floorlink:", "Prefix of every cache key, so several sites can share one Redis."),
     Setting("DEMO_DAYS", "90", "Days of history the embedded demo plant is filled with on first start."),
     Setting("DEMO_SEED", "7", "Random seed of the embedded demo plant (same seed, same plant)."),
-    Setting("SIMULATOR_ISSUES_PER_HOUR", "40", "Issues the live simulator raises per hour on the embedded default."),
-    Setting("SIMULATOR_MOVES_PER_HOUR", "240", "Material movements the live simulator writes per hour on the embedded default."),
+    Setting("SIMULATOR_ISSUES_PER_HOUR", "5", "Issues the live simulator raises per hour on the embedded default."),
+    Setting("SIMULATOR_MOVES_PER_HOUR", "30", "Material movements the live simulator writes per hour on the embedded default."),
     Setting("SIMULATOR_TICK_S", "5", "Seconds between live simulator steps."),
 )
 
