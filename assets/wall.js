@@ -11,7 +11,11 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         timeZone: config.tz, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
       });
       const now = Date.now();
-      const clock = fmt.format(new Date(now));
+      const day = new Intl.DateTimeFormat(config.lang === "en" ? "en-GB" : "zh-CN", {
+        timeZone: config.tz, weekday: "short", month: "short", day: "numeric",
+      }).format(new Date(now));
+      const clock = [{type: "Span", namespace: "dash_html_components",
+                      props: {className: "wall-date", children: day}}, fmt.format(new Date(now))];
       status = status || {};
       if (status.build_id && status.build_id !== config.build_id) {
         window.location.reload();

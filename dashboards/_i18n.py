@@ -5,8 +5,6 @@ Department and issue-type names come from the database (name_zh / name_en), not 
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 
@@ -64,8 +62,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "material_title": ("物料预警", "Material alerts"),
     "stagnant": ("物料滞留", "Stagnant material"),
     "shortage": ("缺料", "Shortage"),
-    "dwell": ("滞留", "dwell"),
-    "limit": ("时限", "limit"),
     "no_material_alerts": ("物料流转正常", "Material flowing normally"),
     "no_shortages": ("没有未解决的缺料", "No open shortages"),
     "stages_title": ("各阶段在库批次 · 滞留标红", "Lots on hand by stage · stagnant in red"),
@@ -79,7 +75,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "col_material": ("物料", "Material"),
     "col_qty": ("数量", "Qty"),
     "col_dwell": ("滞留 / 时限", "Dwell / limit"),
-    "col_waiting": ("已等待", "Waiting"),
     "lots": ("批", "lots"),
     "in_flow": ("正常", "flowing"),
     "stage_receiving": ("收货", "Receiving"),
@@ -126,14 +121,3 @@ def format_percent(ratio: float | None, lang: str) -> str:
     if ratio is None:
         return t("no_value", lang)
     return f"{ratio * 100:.0f}%"
-
-
-def format_clock(instant: datetime) -> str:
-    return instant.strftime("%H:%M:%S")
-
-
-def format_date(instant: datetime, lang: str) -> str:
-    if lang == "en":
-        return instant.strftime("%a %d %b %Y")
-    weekday = "一二三四五六日"[instant.weekday()]
-    return f"{instant.year}年{instant.month}月{instant.day}日 星期{weekday}"
