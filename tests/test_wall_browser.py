@@ -59,7 +59,8 @@ def open_wall(server):
 
 
 def texts(driver, selector: str) -> list[str]:
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText);", selector)
 
 
 def assert_no_errors(driver):
@@ -118,21 +119,31 @@ def test_overview_fits_the_screen_and_reads_from_five_metres(open_wall, size, la
 TEST_DEPT = "TST"
 
 
-def _write_issue(url: str, title: str, waited: timedelta, issue_type: str = "quality_anomaly"):
+def _write_issue(url: str, title: str, waited: timedelta, issue_type: str = "quality_anomaly",
+                 location_code: str | None = None):
     engine = db.get_engine(url)
     with engine.begin() as conn:
         store.upsert_rows(conn, Department, [{"code": TEST_DEPT, "name_zh": "测试部", "name_en": "Test"}])
     with db.session_scope(engine) as s:
         store.raise_issue(s, issue_id=f"T-{uuid.uuid4().hex[:8]}", issue_type=issue_type,
                           title=title, severity="P1", at=timezones.utc_now() - waited,
-                          owner_department_code=TEST_DEPT)
+                          owner_department_code=TEST_DEPT, location_code=location_code)
 
 
-def _board_row(driver, title: str):
-    for row in driver.find_elements(By.CSS_SELECTOR, ".rows .board-row"):
-        if title in row.text:
-            return row
-    return None
+# The board is redrawn every second: read it in one script, not element by element.
+BOARD_PROBE = """
+return [...document.querySelectorAll('.rows .board-row')].map(row => ({
+  text: row.innerText, cls: row.className,
+  cells: [...row.children].map(cell => cell.innerText)}));
+"""
+
+
+def board(driver) -> list[dict]:
+    return driver.execute_script(BOARD_PROBE)
+
+
+def _board_row(driver, title: str) -> dict | None:
+    return next((row for row in board(driver) if title in row["text"]), None)
 
 
 def test_new_issue_appears_within_one_interval_and_turns_overdue_without_reload(open_wall, plant_url):
@@ -146,10 +157,10 @@ def test_new_issue_appears_within_one_interval_and_turns_overdue_without_reload(
     # A P1 with seconds left sorts to the top of the board's first page.
     row = wait_until(lambda: _board_row(driver, title), timeout=REFRESH_S + 3, message="new issue on the board")
     assert time.monotonic() - written <= REFRESH_S + 1.5
-    assert "overdue" not in row.get_attribute("class")
-    wait_until(lambda: "overdue" in _board_row(driver, title).get_attribute("class"), timeout=12,
-               message="row turns overdue")
-    assert "超时" in _board_row(driver, title).text
+    assert "overdue" not in row["cls"]
+    overdue = wait_until(lambda: (r := _board_row(driver, title)) and "overdue" in r["cls"] and r,
+                         timeout=12, message="row turns overdue")
+    assert overdue["cells"][-1].startswith("超时")
     assert driver.execute_script("return window.__still_same_page === true;")
     assert_no_errors(driver)
 
@@ -164,9 +175,9 @@ def test_countdown_ticks_in_the_browser_with_the_server_stopped(plant_url, tmp_p
         driver.get(app.url + f"/issues?dept={TEST_DEPT}")
         wait_until(lambda: _board_row(driver, title), timeout=15, message="issue on the board")
         app.stop()
-        first = _board_row(driver, title).find_element(By.CSS_SELECTOR, ".countdown").text
+        first = _board_row(driver, title)["cells"][-1]
         time.sleep(2.2)
-        second = _board_row(driver, title).find_element(By.CSS_SELECTOR, ".countdown").text
+        second = _board_row(driver, title)["cells"][-1]
         assert first != second, "the countdown must tick with no server"
         banner = wait_until(lambda: driver.find_element(By.ID, "stale-banner").text, timeout=3 * REFRESH_S + 5,
                             message="stale banner once the server is gone")
@@ -181,20 +192,26 @@ def test_countdown_ticks_in_the_browser_with_the_server_stopped(plant_url, tmp_p
         app.stop()
 
 
-def test_department_scope_shows_only_its_issues(open_wall):
-    driver = open_wall("/?dept=QA")
-    wait_until(lambda: texts(driver, "#overview-board-rows .board-row"), message="board rows")
-    assert driver.find_element(By.ID, "wall-scope").text == "质量部"
-    owners = texts(driver, "#overview-board-rows .board-row span:nth-child(5)")
-    assert owners and set(owners) == {"质量部"}
+def test_department_scope_shows_only_its_issues(open_wall, plant_url):
+    _write_issue(plant_url, "测试部的问题", waited=timedelta(minutes=1))
+    with db.session_scope(db.get_engine(plant_url)) as s:
+        store.raise_issue(s, issue_id=f"Q-{uuid.uuid4().hex[:8]}", issue_type="quality_anomaly",
+                          title="质量部自己的问题", severity="P1", at=timezones.utc_now())
+    driver = open_wall(f"/?dept={TEST_DEPT}")
+    rows = wait_until(lambda: board(driver), message="board rows")
+    assert driver.find_element(By.ID, "wall-scope").text == "测试部"
+    assert {row["cells"][4] for row in rows} == {"测试部"}
+    assert not any("质量部自己的问题" in row["text"] for row in rows)
 
 
-def test_line_scope_shows_only_its_line(open_wall):
-    driver = open_wall("/issues?line=L2")
-    wait_until(lambda: texts(driver, "#issues-board-rows .board-row"), message="board rows")
-    assert driver.find_element(By.ID, "wall-scope").text == "产线 L2"
-    locations = texts(driver, "#issues-board-rows .board-row span:nth-child(4)")
-    assert locations and all("L2" in name for name in locations), locations
+def test_line_scope_shows_only_its_line(open_wall, plant_url):
+    _write_issue(plant_url, "二线的问题", waited=timedelta(minutes=1), location_code="L2-ST1")
+    _write_issue(plant_url, "一线的问题", waited=timedelta(minutes=1), location_code="L1-ST1")
+    driver = open_wall(f"/issues?line=L2&dept={TEST_DEPT}")
+    rows = wait_until(lambda: board(driver), message="board rows")
+    assert driver.find_element(By.ID, "wall-scope").text == "产线 L2 · 测试部"
+    assert any("二线的问题" in row["text"] for row in rows)
+    assert all(row["cells"][3].startswith("L2") for row in rows), [row["cells"][3] for row in rows]
 
 
 def test_english_wall_has_no_chinese_labels(open_wall):
