@@ -41,6 +41,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
 
 def create_server():
     """WSGI entry point for gunicorn (see gunicorn.conf.py)."""
+    db.check_schema(db.get_engine())
     app = create_app()
     # Dash learns the paths of its scripts while rendering the page; render it once here so
     # every forked worker can serve them, whichever worker the browser reaches first.
@@ -86,6 +87,10 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 def _serve(host: str, port: int) -> None:
+    try:
+        db.check_schema(db.get_engine())
+    except db.SchemaOutdated as exc:
+        raise click.ClickException(str(exc)) from exc
     app = create_app()
     log.info("serving on http://%s:%d", host, port)
     app.run(host=host, port=port, debug=False)

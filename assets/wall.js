@@ -116,10 +116,10 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         layout: {
           barmode: "stack", paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
           font: {color: "#9fb2cf", size: px, family: "Noto Sans CJK SC, Microsoft YaHei, sans-serif"},
-          margin: {l: px * 9, r: px, t: px * 2.5, b: px * 2},
+          margin: {l: px, r: px, t: px * 2.5, b: px * 2},
           legend: {orientation: "h", y: 1.02, yanchor: "bottom", x: 0},
           xaxis: {gridcolor: "#1d2b47", zeroline: false},
-          yaxis: {autorange: "reversed"},
+          yaxis: {autorange: "reversed", automargin: true},
         },
       };
     },

@@ -60,7 +60,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "collaboration_star": ("协同之星", "Star"),
     # material
     "material_title": ("物料预警", "Material alerts"),
-    "stagnant": ("物料滞留", "Stagnant material"),
+    "stagnant": ("物料滞留", "Stagnant"),
     "shortage": ("缺料", "Shortage"),
     "no_material_alerts": ("物料流转正常", "Material flowing normally"),
     "no_shortages": ("没有未解决的缺料", "No open shortages"),

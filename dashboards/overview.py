@@ -19,6 +19,8 @@ dash.register_page(__name__, path="/", name="overview", title="FloorLink")
 
 log = logging.getLogger(__name__)
 
+# Tiles where a higher figure is worse; the others are ratios, where lower is worse.
+HIGHER_IS_WORSE = ("open", "overdue", "median_response_min")
 TILES = ("open", "overdue", "median_response_min", "response_sla_compliance", "resolution_rate",
          "plan_attainment")
 _TILE_LABELS = {"open": "tile_open", "overdue": "tile_overdue",
@@ -83,14 +85,13 @@ def _tile_children(name: str, figures: dict, lang: str, goal_min: float):
     value, yesterday = figures["value"], figures["yesterday"]
     foot = []
     if value is not None and yesterday is not None:
-        change = value - yesterday
-        worse = change > 0 if name in ("open", "overdue", "median_response_min") else change < 0
-        if name in ("open", "overdue"):
-            shown = f"{change:+d}"
-        elif name == "median_response_min":
-            shown = f"{change:+.0f} {t('minutes_short', lang)}"
-        else:
-            shown = f"{change * 100:+.0f} pt"
+        # Compared as shown: whole counts, whole minutes, whole percentage points.
+        ratio = name not in HIGHER_IS_WORSE
+        scale = 100 if ratio else 1
+        change = round(value * scale) - round(yesterday * scale)
+        worse = change < 0 if ratio else change > 0
+        unit = " pt" if ratio else f" {t('minutes_short', lang)}" if name == "median_response_min" else ""
+        shown = f"{change:+d}{unit}"
         arrow = "▲" if change > 0 else "▼" if change < 0 else "="
         foot.append(html.Span(f"{arrow} {shown} {t('vs_yesterday', lang)}",
                               className="delta " + ("" if change == 0 else "worse" if worse else "better")))

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,6 +63,27 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class SchemaOutdated(RuntimeError):
+    """The database answers but its schema is not the one this code needs."""
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to serve a database whose schema is missing or older than this code; a
+    database that does not answer is let through (the screens say so, and recover)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except exc.DBAPIError:
+        return
+    if current != head:
+        raise SchemaOutdated(f"the database schema is at revision {current or 'none'}, this code "
+                             f"needs {head}: run `python app.py init-db`")
 
 
 def upgrade_schema(engine: Engine) -> None:
