@@ -76,7 +76,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "col_qty": ("数量", "Qty"),
     "col_dwell": ("滞留 / 时限", "Dwell / limit"),
     "lots": ("批", "lots"),
-    "in_flow": ("正常", "flowing"),
+    "in_flow": ("正常", "Flowing"),
     "stage_receiving": ("收货", "Receiving"),
     "stage_iqc": ("来料检验", "Incoming inspection"),
     "stage_warehouse": ("仓库", "Warehouse"),
