@@ -6,6 +6,7 @@ Pages import from here; nothing here knows about a particular page.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from urllib.parse import parse_qs
 
@@ -14,6 +15,7 @@ from dash import ClientsideFunction, Input, Output, State, callback, clientside_
 
 from dashboards._i18n import TEXT, bilingual_name, language, t
 from flask import current_app
+from plotly.utils import PlotlyJSONEncoder
 
 from data import screens, settings
 
@@ -217,6 +219,19 @@ def align_refresh(prefix: str) -> None:
         Input(f"{prefix}-refresh", "n_intervals"), State("wall-status", "data"),
         State("wall-config", "data"),
     )
+
+
+def changed(sent: dict, name: str, rendered) -> bool:
+    """Whether a panel differs from what this screen was last sent; records it if so.
+
+    Compared as rendered, so a figure that moves without changing on screen (a dwell of
+    45.2 then 45.3 hours, both shown as 45 h) sends nothing."""
+    digest = hashlib.sha1(json.dumps(rendered, cls=PlotlyJSONEncoder, sort_keys=True)
+                          .encode()).hexdigest()[:16]
+    if sent.get(name) == digest:
+        return False
+    sent[name] = digest
+    return True
 
 
 def status_ok(snapshot: dict) -> dict:

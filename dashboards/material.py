@@ -27,6 +27,7 @@ def layout(lang=None, line=None, **_other_query_params):
         _ui.refresh_interval("material"),
         dcc.Store(id="material-scope", data={"lang": lang, "line": line or None}),
         dcc.Store(id="material-stage-data"),
+        dcc.Store(id="material-sent", data={}),
         html.Section(id="material-tiles", className="tiles tiles-4",
                      children=[_ui.tile(f"material-tile-{k}", t(f"tile_{k}", lang)) for k in TILES]),
         html.Div(className="material-grid", children=[
@@ -89,22 +90,25 @@ def _stage_data(snapshot: dict, lang: str) -> dict:
 @callback(
     Output("material-tiles", "children"), Output("material-stagnant", "children"),
     Output("material-shortages", "children"), Output("material-stage-data", "data"),
-    Output("wall-status", "data", allow_duplicate=True),
+    Output("material-sent", "data"), Output("wall-status", "data", allow_duplicate=True),
     Input("material-refresh", "n_intervals"),
-    State("material-scope", "data"), State("material-stage-data", "data"), State("wall-status", "data"),
+    State("material-scope", "data"), State("material-sent", "data"), State("wall-status", "data"),
     prevent_initial_call="initial_duplicate",
 )
-def refresh(_n, scope, shown_stages, status):
+def refresh(_n, scope, sent, status):
+    """Read the shared snapshot and send only the panels whose content changed."""
     lang = scope["lang"]
     try:
         snapshot = screens.material_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
                                             line=scope["line"])
     except screens.SourceUnavailable:
         log.warning("material refresh failed: data source unavailable", exc_info=True)
-        return (no_update,) * 4 + (_ui.status_down(status),)
-    stages = _stage_data(snapshot, lang)
-    return (_tiles(snapshot, lang), _stagnant(snapshot, lang), _shortages(snapshot, lang),
-            no_update if stages == shown_stages else stages, _ui.status_ok(snapshot))
+        return (no_update,) * 5 + (_ui.status_down(status),)
+    sent = dict(sent or {})
+    panels = [_tiles(snapshot, lang), _stagnant(snapshot, lang), _shortages(snapshot, lang),
+              _stage_data(snapshot, lang)]
+    out = [panel if _ui.changed(sent, str(i), panel) else no_update for i, panel in enumerate(panels)]
+    return (*out, sent, _ui.status_ok(snapshot))
 
 
 clientside_callback(

@@ -2,8 +2,6 @@
 material alerts and the 30-day response trend, for one scope (site, line or department)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 
 import dash
@@ -58,10 +56,6 @@ def layout(lang=None, dept=None, line=None, **_other_query_params):
 
 def _goal_min() -> float:
     return settings.get_float("RESPONSE_GOAL_MIN")
-
-
-def _digest(value) -> str:
-    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _level(name: str, value: float | None) -> str | None:
@@ -186,32 +180,18 @@ def refresh(_n, scope, sent, status):
     tiles = Patch()
     tiles_changed = False
     for i, name in enumerate(TILES):
-        digest = _digest([lang, snapshot["tiles"][name]])
-        if sent.get(f"tile:{name}") != digest:
-            children, class_name = _tile_children(name, snapshot["tiles"][name], lang, goal)
+        children, class_name = _tile_children(name, snapshot["tiles"][name], lang, goal)
+        if _ui.changed(sent, f"tile:{name}", [children, class_name]):
             tiles[i]["props"]["children"] = children
             tiles[i]["props"]["className"] = class_name
-            sent[f"tile:{name}"] = digest
             tiles_changed = True
-
-    panels = {"board": lambda: _ui.board_data(snapshot, lang),
-              "scoreboard": lambda: _scoreboard(snapshot, lang),
-              "star": lambda: _star(snapshot, lang),
-              "material": lambda: _material(snapshot, lang),
-              "trend": lambda: _trend(snapshot, lang, goal)}
-    sources = {"board": snapshot["board"], "scoreboard": snapshot["scoreboard"], "star": snapshot["star"],
-               "material": [snapshot["shortages"], snapshot["stagnant"]], "trend": snapshot["trend"]}
-    out = {}
-    for name, render in panels.items():
-        digest = _digest([lang, sources[name], snapshot["no_data"]])
-        if sent.get(name) == digest:
-            out[name] = no_update
-        else:
-            out[name] = render()
-            sent[name] = digest
-    status = _ui.status_ok(snapshot)
+    panels = {"board": _ui.board_data(snapshot, lang), "scoreboard": _scoreboard(snapshot, lang),
+              "star": _star(snapshot, lang), "material": _material(snapshot, lang),
+              "trend": _trend(snapshot, lang, goal)}
+    out = {name: panel if _ui.changed(sent, name, panel) else no_update
+           for name, panel in panels.items()}
     return (tiles if tiles_changed else no_update, out["board"], out["scoreboard"], out["star"],
-            out["material"], out["trend"], sent, status)
+            out["material"], out["trend"], sent, _ui.status_ok(snapshot))
 
 
 _ui.board_ticker("overview")
