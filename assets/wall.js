@@ -47,13 +47,17 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
 
     /* Fire the next refresh just after the server's next snapshot boundary (snapshots are
        taken every refresh_ms on the server's clock), so what was written before a boundary
-       is on screen right after it. */
+       is on screen right after it. Each screen waits its own 0.2-1.0 s past the boundary,
+       drawn once, so two hundred screens do not all ask in the same millisecond. */
     alignRefresh: function (n, status, config) {
       if (!config) { return window.dash_clientside.no_update; }
+      if (window.floorlinkJitterMs === undefined) {
+        window.floorlinkJitterMs = 200 + Math.floor(Math.random() * 800);
+      }
       const period = config.refresh_ms;
       const offset = status && status.server_ms ? status.server_ms - Date.now() : 0;
       const serverNow = Date.now() + offset;
-      return period - (serverNow % period) + 250;
+      return period - (serverNow % period) + window.floorlinkJitterMs;
     },
 
     /* The issue board: countdowns from absolute deadlines, and paging instead of scrolling. */
