@@ -74,6 +74,13 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         const mm = String(m).padStart(2, "0"), ss = String(sec).padStart(2, "0");
         return h > 0 ? h + ":" + mm + ":" + ss : mm + ":" + ss;
       };
+      // How long an issue has waited: to the minute, so the column stays short and calm.
+      const age = (ms) => {
+        const minutes = Math.max(0, Math.floor(ms / 60000));
+        const h = Math.floor(minutes / 60), m = minutes % 60;
+        if (h >= 24) { return Math.floor(h / 24) + tx.days_short + (h % 24) + tx.hours_short; }
+        return h > 0 ? h + tx.hours_short + m + tx.minutes_compact : m + tx.minutes_compact;
+      };
       const rows = data.rows.map((r) => {
         const acked = r.acknowledged_ms !== null;
         const due = acked ? r.resolve_due_ms : r.ack_due_ms;
@@ -84,7 +91,7 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         const soon = !overdue && left < 5 * 60 * 1000;
         return {overdue: overdue, left: left, cells: [
           span(r.severity, "sev sev-" + r.severity), span(r.type), span(r.title),
-          span(r.location), span(r.owner), span(duration(now - r.raised_ms), "age"),
+          span(r.location), span(r.owner), span(age(now - r.raised_ms), "age"),
           span(label, "countdown")],
           cls: "board-row" + (overdue ? " overdue" : soon ? " due-soon" : "")};
       });

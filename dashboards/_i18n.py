@@ -36,6 +36,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "minutes_short": ("分", "min"),
     "hours_short": ("时", "h"),
     "days_short": ("天", "d"),
+    "minutes_compact": ("分", "m"),
     # board
     "board_title": ("未关闭问题 · 按紧急程度", "Open issues · by urgency"),
     "col_severity": ("级别", "Sev."),

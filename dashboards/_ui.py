@@ -97,7 +97,8 @@ def _shell_texts(search):
         "texts": {k: t(k, lang) for k in ("updated", "stale", "stale_detail", "db_unreachable",
                                            "server_unreachable", "retrying", "now_showing",
                                            "to_ack", "to_resolve", "overdue_by", "page_of",
-                                           "all_clear", "no_data", "days_short", "hours_short")},
+                                           "all_clear", "no_data", "days_short", "hours_short",
+                                           "minutes_compact")},
     }
     kiosk = params.get("kiosk", "") in ("1", "true", "yes")
     department = params.get("dept")
