@@ -302,6 +302,7 @@ def _forget_generated_history(conn) -> None:
     conn.execute(delete(Issue).where(_generated(Issue.id)))
     conn.execute(delete(Movement).where(_generated(Movement.id)))
     conn.execute(delete(ProductionPlan).where(ProductionPlan.line.in_(list(LINE_BY_CODE))))
+    store.rebuild_lot_stock(conn)
 
 
 # ---- reference tables -----------------------------------------------------------------

@@ -175,6 +175,19 @@ class Movement(Base):
     )
 
 
+class LotStock(Base):
+    """The running balance of each lot at each location over every movement recorded, kept
+    by the write path (data.store) so the stock now is read without summing the whole
+    movement history. Balances that are zero are not kept."""
+    __tablename__ = "lot_stock"
+    lot: Mapped[str] = mapped_column(String(64), primary_key=True)
+    material_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    location_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    qty: Mapped[float] = mapped_column(Float)
+    # The last time the lot moved into the location: the start of its dwell there.
+    last_in_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+
+
 class ProductionPlan(Base):
     __tablename__ = "production_plan"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -8,14 +8,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from data import timezones
-from data.models import DataVersion, Issue, IssueEvent, Movement, SlaRule
+from data import queries, timezones
+from data.models import DataVersion, Issue, IssueEvent, Location, LotStock, Movement, SlaRule
 
 BULK_VERSION = "bulk"
 # The column that says when a row was written, per table that incremental readers follow.
@@ -23,6 +23,8 @@ _WRITTEN_AT = {"issues": "updated_at", "issue_events": "recorded_at", "movements
 
 # Rows sent per round trip; bounds the memory of one batch.
 _BATCH_ROWS = 5000
+# Lots whose balances are recomputed per statement.
+_LOTS_PER_REFRESH = 500
 
 
 class LifecycleError(ValueError):
@@ -58,7 +60,57 @@ def bulk_version(conn: Connection) -> int:
     return conn.execute(select(DataVersion.version).where(DataVersion.name == BULK_VERSION)).scalar() or 0
 
 
+def rebuild_lot_stock(conn: Connection) -> None:
+    """Recompute every running lot balance from the movements: after a load that bypassed
+    this module (a bulk COPY, a view over another system's tables) or a deletion."""
+    conn.execute(delete(LotStock))
+    _insert_balances(conn, None)
+
+
+def refresh_lot_stock(conn: Connection, lots: Iterable[str]) -> None:
+    """Recompute the running balances of `lots` from their movements (a lot has a handful)."""
+    lots = sorted(set(lots))
+    for start in range(0, len(lots), _LOTS_PER_REFRESH):
+        chunk = lots[start:start + _LOTS_PER_REFRESH]
+        conn.execute(delete(LotStock).where(LotStock.lot.in_(chunk)))
+        _insert_balances(conn, chunk)
+
+
+def _insert_balances(conn: Connection, lots: list[str] | None) -> None:
+    balances = queries.moved_balances(lots=lots)
+    conn.execute(insert(LotStock).from_select(
+        ["lot", "material_code", "location_code", "qty", "last_in_at"], balances))
+
+
+def _lots_touched(conn: Connection, rows: Sequence[Mapping]) -> set[str]:
+    """The lots of the moves being written, and the lots those ids had before, if any."""
+    lots = {r["lot"] for r in rows}
+    ids = [r["id"] for r in rows]
+    for start in range(0, len(ids), _BATCH_ROWS):
+        lots.update(conn.execute(select(Movement.lot).where(
+            Movement.id.in_(ids[start:start + _BATCH_ROWS]))).scalars().all())
+    return lots
+
+
+def _location_kinds_change(conn: Connection, rows: Sequence[Mapping]) -> bool:
+    if not rows or "kind" not in rows[0]:
+        return False
+    kinds = dict(conn.execute(select(Location.code, Location.kind)).all())
+    return any(r["code"] in kinds and kinds[r["code"]] != r["kind"] for r in rows)
+
+
 def _upsert(conn: Connection, model, rows: Sequence[Mapping]) -> None:
+    if model is Movement:
+        lots = _lots_touched(conn, rows)
+    rekinded = model is Location and _location_kinds_change(conn, rows)
+    _write(conn, model, rows)
+    if model is Movement:
+        refresh_lot_stock(conn, lots)
+    if rekinded:
+        rebuild_lot_stock(conn)
+
+
+def _write(conn: Connection, model, rows: Sequence[Mapping]) -> None:
     written_at = _WRITTEN_AT.get(model.__tablename__)
     if written_at:
         now = timezones.utc_now()

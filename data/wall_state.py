@@ -5,8 +5,9 @@ lot sits. Reading them in full costs what the history costs; following them cost
 changed since the last refresh. `WallState` loads the frames once (`data.wall.load_frames`),
 then on each refresh reads only the issues, events and movements written after its
 watermark, less an overlap: PostgreSQL commits out of the order rows were stamped, so a
-row stamped just before the watermark may commit just after it. Rows read twice replace
-themselves (issues, events) or are recognised by id (movements).
+row stamped just before the watermark may commit just after it. The overlap is read as
+keys only (an issue's key includes the stamp of its last write), and only the rows whose
+keys this state has not seen are read in full, so the overlap costs little at any rate.
 
 Bulk writers (import, demo plant) raise a version counter instead of being followed row by
 row; a new version means a full reload. Writers must commit within OVERLAP of stamping a
@@ -41,7 +42,7 @@ class WallState:
         self._events = pd.DataFrame()
         self._positions = pd.DataFrame()
         self._pending_moves = pd.DataFrame()
-        self._seen_moves: dict[str, pd.Timestamp] = {}
+        self._seen: dict[str, set] = {}
 
     def frames(self, conn: Connection, as_of: datetime) -> wall.WallFrames:
         """The frames at as_of: a full load the first time or after a bulk write, else the
@@ -64,7 +65,8 @@ class WallState:
         watermark = timezones.utc_now()
         with _one_snapshot(conn) as snap:
             full = wall.load_frames(snap, as_of)
-            recent_moves = queries.movements_written_since(snap, watermark - OVERLAP)
+            # What the overlap will show again is already in the frames: remember its keys.
+            self._seen = _written_keys(snap, watermark - OVERLAP)
             pending = queries.movements_after(snap, as_of)
             self._locations = queries.locations(snap).set_index("code")
         self._names = full.names
@@ -72,28 +74,29 @@ class WallState:
         self._events = full.events
         self._positions = full.lots[_POSITION_KEY + ["qty", "last_in_at"]].set_index(_POSITION_KEY)
         self._pending_moves = pending
-        # Moves already in the positions must not be applied again when re-read in the overlap.
-        self._seen_moves = dict(zip(recent_moves["id"], recent_moves["recorded_at"]))
-        self._seen_moves.update(zip(pending["id"], pending["recorded_at"]))
         self._version, self._watermark = version, watermark
 
     # ---- following -------------------------------------------------------------------
 
     def _follow(self, conn: Connection, as_of: datetime) -> None:
+        """Read the rows written since the last watermark (less the overlap) that this
+        state has not seen: their keys first, then the unseen rows in full."""
         watermark = timezones.utc_now()
-        since = self._watermark - OVERLAP
-        changed = _by_id(queries.issues_written_since(conn, since))
-        if not changed.empty:
+        written = _written_keys(conn, self._watermark - OVERLAP)
+        issues, events, moves = (written[name] - self._seen[name] for name in _WRITTEN)
+        if issues:
+            changed = _by_id(queries.issues_by_id(conn, {issue_id for issue_id, _ in issues}))
             kept = self._issues[~self._issues.index.isin(changed.index)]
             self._issues = pd.concat([kept, changed]) if not kept.empty else changed
-        events = queries.events_written_since(conn, since, as_of - wall.EVENT_HORIZON)
-        if not events.empty:
-            self._events = pd.concat([self._events, events]).drop_duplicates("event_id", keep="last")
-        moves = queries.movements_written_since(conn, since)
-        moves = moves[~moves["id"].isin(self._seen_moves)]
-        self._seen_moves.update(zip(moves["id"], moves["recorded_at"]))
-        self._pending_moves = pd.concat([self._pending_moves, moves]) if not self._pending_moves.empty \
-            else moves
+        if events:
+            new = queries.events_by_id(conn, events, as_of - wall.EVENT_HORIZON)
+            self._events = pd.concat([self._events, new]).drop_duplicates("event_id", keep="last")
+        if moves:
+            new = queries.movements_by_id(conn, moves)
+            self._pending_moves = pd.concat([self._pending_moves, new]) \
+                if not self._pending_moves.empty else new
+        # Rows older than the overlap never come back: the keys in it now are all to keep.
+        self._seen = written
         self._apply_due_moves(as_of)
         self._watermark = watermark
 
@@ -126,8 +129,6 @@ class WallState:
         recent = self._issues.index[self._issues["raised_at"] >= at - wall.EVENT_HORIZON]
         self._events = self._events[self._events["issue_id"].isin(recent)]
         self._positions = self._positions[self._positions["qty"] > queries.QTY_EPSILON]
-        cutoff = self._watermark - 2 * OVERLAP
-        self._seen_moves = {k: v for k, v in self._seen_moves.items() if pd.isna(v) or v >= cutoff}
 
     def _lot_positions(self) -> pd.DataFrame:
         """Positions in the shape of data.queries.lot_positions."""
@@ -138,6 +139,16 @@ class WallState:
         frame = frame[frame["location_kind"].isin(queries.STOCK_KINDS)]
         return frame[list(queries.LOT_COLUMNS)].sort_values(
             ["location_code", "lot", "material_code"], ignore_index=True)
+
+
+_WRITTEN = ("issues", "events", "movements")
+
+
+def _written_keys(conn: Connection, since: datetime) -> dict[str, set]:
+    """The keys of every row written after `since`, per table."""
+    return {"issues": queries.issue_versions_written_since(conn, since),
+            "events": queries.event_ids_recorded_since(conn, since),
+            "movements": queries.movement_ids_recorded_since(conn, since)}
 
 
 def _by_id(issues: pd.DataFrame) -> pd.DataFrame:

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from data import db, kpi_report, kpis, queries, store, timezones
-from data.models import Department, Issue, Location, Material, ProductionPlan, SlaRule
+from data.models import Department, Issue, Location, LotStock, Material, Movement, ProductionPlan, SlaRule
 
 UTC = timezone.utc
 T0 = timezones.parse_instant("2026-11-20T10:00:00+08:00")
@@ -308,6 +309,37 @@ def test_report_material_section(stock_plant):
         {"location": "LS1", "material": "M-001", "qty": 5.0},
         {"location": "LS1", "material": "M-002", "qty": 20.0},
         {"location": "WH1", "material": "M-001", "qty": 50.0}]
+
+
+def _kept_balances(conn) -> dict:
+    rows = conn.execute(select(LotStock.lot, LotStock.location_code, LotStock.qty)).all()
+    return {(lot, location): qty for lot, location, qty in rows}
+
+
+def test_running_lot_balances_follow_every_write(stock_plant):
+    """lot_stock is what the moves sum to, whoever wrote them and however often."""
+    with stock_plant.begin() as conn:
+        # Every move recorded so far, move 10 (booked 3 h ahead) included.
+        assert _kept_balances(conn) == {("A", "LS1"): 55.0, ("B", "IQC"): 50.0,
+                                        ("C", "LS1"): 12.0, ("D", "LS1"): 8.0}
+        # A re-imported move that changes its lot moves the balance with it.
+        store.upsert_rows(conn, Movement, [move(8, minutes(-360), "E", 12, "SUP", "LS1", "M-002")])
+        assert ("C", "LS1") not in _kept_balances(conn)
+        assert _kept_balances(conn)[("E", "LS1")] == 12.0
+        # A location that stops being stock takes its balances out.
+        store.upsert_rows(conn, Location, [{"code": "IQC", "name": "IQC", "kind": "consumption",
+                                            "line": None, "max_dwell_minutes": None}])
+        assert ("B", "IQC") not in _kept_balances(conn)
+        store.rebuild_lot_stock(conn)
+        assert _kept_balances(conn) == {("A", "LS1"): 55.0, ("D", "LS1"): 8.0, ("E", "LS1"): 12.0}
+
+
+def test_lot_positions_in_the_past_come_from_the_moves(stock_plant):
+    """Two days before AS_OF lot A sat whole in WH1 and B had just reached IQC."""
+    with stock_plant.connect() as conn:
+        lots = queries.lot_positions(conn, minutes(-46 * 60)).set_index(["lot", "location_code"])
+    assert lots["qty"].to_dict() == {("A", "WH1"): 100.0, ("B", "IQC"): 50.0}
+    assert lots.loc[("B", "IQC"), "last_in_at"] == minutes(-47 * 60)
 
 
 @pytest.fixture
