@@ -334,9 +334,10 @@ def issues_in_play(conn: Connection, raised_since: datetime, resolved_since: dat
     return _frame(conn, stmt, ISSUE_COLUMNS, ["raised_at", "id"])
 
 
-# What was written after a watermark, in two steps: the keys (narrow, cheap even for the
-# minutes of overlap a watermark re-reads), then the full rows of the keys not yet seen.
-# An issue's key is its id with the raw stamp of its last write, so a changed issue is new.
+# What was written after a watermark: the keys of every row in the overlap (narrow, so the
+# minutes a watermark re-reads cost little), the rows written since the last read in full,
+# and by key the rare row that committed late into the overlap. An issue's key is its id
+# with the raw stamp of its last write, so a changed issue is a new key.
 WRITTEN_KEYS_PER_READ = 5_000
 
 
@@ -352,6 +353,11 @@ def event_ids_recorded_since(conn: Connection, since: datetime) -> set[int]:
 
 def movement_ids_recorded_since(conn: Connection, since: datetime) -> set[str]:
     return set(conn.execute(select(Movement.id).where(Movement.recorded_at > since)).scalars().all())
+
+
+def issues_written_since(conn: Connection, since: datetime) -> pd.DataFrame:
+    """Issues written (raised or changed) after `since`, by the writers' clock."""
+    return _frame(conn, _issues().where(Issue.updated_at > since), ISSUE_COLUMNS, ["raised_at", "id"])
 
 
 def _by_keys(conn: Connection, stmt: Select, key, keys, columns: dict[str, str],
@@ -380,6 +386,12 @@ def events_of_issues_raised_since(conn: Connection, raised_since: datetime) -> p
                   ["issue_id", "at", "event_id"])
 
 
+def events_written_since(conn: Connection, since: datetime, raised_since: datetime) -> pd.DataFrame:
+    """Events recorded after `since` of the issues raised since `raised_since`."""
+    stmt = _events_of_recent_issues(raised_since).where(IssueEvent.recorded_at > since)
+    return _frame(conn, stmt, EVENT_COLUMNS, ["issue_id", "at", "event_id"])
+
+
 def events_by_id(conn: Connection, ids, raised_since: datetime) -> pd.DataFrame:
     """The events of `ids` that belong to issues raised since `raised_since`."""
     return _by_keys(conn, _events_of_recent_issues(raised_since), IssueEvent.id, ids,
@@ -389,6 +401,11 @@ def events_by_id(conn: Connection, ids, raised_since: datetime) -> pd.DataFrame:
 def _movements() -> Select:
     return select(Movement.id, Movement.at, Movement.material_code, Movement.lot, Movement.qty,
                   Movement.from_location_code, Movement.to_location_code, Movement.recorded_at)
+
+
+def movements_written_since(conn: Connection, since: datetime) -> pd.DataFrame:
+    return _frame(conn, _movements().where(Movement.recorded_at > since), MOVEMENT_COLUMNS,
+                  ["at", "id"])
 
 
 def movements_by_id(conn: Connection, ids) -> pd.DataFrame:

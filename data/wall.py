@@ -5,9 +5,11 @@ data/wall_state.py keeps current incrementally; data/screens.py serves both to t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -37,10 +39,6 @@ def threshold(tile: str) -> tuple[float, float]:
     return settings.get_pair(_THRESHOLD_SETTINGS[tile])
 
 
-def _ms(value) -> int | None:
-    return None if value is None or pd.isna(value) else int(pd.Timestamp(value).timestamp() * 1000)
-
-
 def _none_if_nan(value):
     return None if value is None or pd.isna(value) else float(value)
 
@@ -61,67 +59,169 @@ def display_names(conn: Connection) -> dict:
     }
 
 
+NEVER_NS = np.iinfo(np.int64).max
+MINUTE_NS = 60_000_000_000
+
+
+def _ns(instants: pd.Series) -> np.ndarray:
+    """Instants as int64 nanoseconds since the epoch, NEVER_NS where there is none (a step
+    not taken yet), so `stamp <= at` reads "had happened by at"."""
+    ns = instants.array.as_unit("ns").asi8
+    return np.where(instants.isna().to_numpy(), NEVER_NS, ns)
+
+
+def _limit_ns(minutes: pd.Series) -> np.ndarray:
+    """Time limits in minutes as nanoseconds, converted as pandas converts them."""
+    limit = pd.to_timedelta(pd.to_numeric(minutes).astype("float64"), unit="m")
+    return np.where(limit.isna().to_numpy(), NEVER_NS, limit.array.as_unit("ns").asi8)
+
+
+def _epoch_ns(instant: datetime) -> int:
+    return int(kpis.instant(instant).as_unit("ns").value)
+
+
 def shift_attainment(plan: pd.DataFrame, during: datetime, as_of: datetime) -> float | None:
     """Attainment of the shifts running at `during`, as known at as_of: actual / planned for
     a shift that has ended, actual so far / the plan's share of the elapsed time for one
     still running (a shift half done with half its plan made is on plan)."""
-    at, moment = kpis.instant(as_of), kpis.instant(during)
-    shifts = plan[(plan["shift_start"] <= moment) & (plan["shift_end"] > moment)
-                  & plan["actual_qty"].notna()]
-    if shifts.empty:
+    at, moment = _epoch_ns(as_of), _epoch_ns(during)
+    start, end = _ns(plan["shift_start"]), _ns(plan["shift_end"])
+    actual = plan["actual_qty"].to_numpy(dtype="float64")
+    running = (start <= moment) & (end > moment) & ~np.isnan(actual)
+    if not running.any():
         return None
-    length = shifts["shift_end"] - shifts["shift_start"]
-    elapsed = ((at - shifts["shift_start"]) / length).clip(upper=1.0)
-    due = float((shifts["planned_qty"] * elapsed).sum())
-    return float(shifts["actual_qty"].sum()) / due if due > 0 else None
+    start, end = start[running], end[running]
+    elapsed = np.minimum((at - start) / (end - start), 1.0)
+    due = float((plan["planned_qty"].to_numpy(dtype="float64")[running] * elapsed).sum())
+    return float(actual[running].sum()) / due if due > 0 else None
 
 
-def _window_figures(issues: pd.DataFrame, as_of: datetime) -> dict:
-    outcomes = kpis.response_sla_outcomes(issues, as_of)
-    median, _ = kpis.median_p90(kpis.response_minutes(issues, as_of))
-    return {"median_response_min": median,
-            "response_sla_compliance": kpis.compliance(outcomes),
-            "resolution_rate": kpis.resolution_rate(issues, as_of)}
+class _Issues:
+    """The columns of an issue frame that the overview counts with, as numpy arrays, and
+    the figures of contract section 2 over them (the same rules as data.kpis, vectorised for
+    a refresh that must take milliseconds). Selections keep positions into the frame."""
+
+    def __init__(self, frame: pd.DataFrame, rows: np.ndarray | None = None,
+                 columns: dict | None = None):
+        self.frame = frame
+        if columns is None:
+            columns = {
+                "raised": _ns(frame["raised_at"]), "acknowledged": _ns(frame["acknowledged_at"]),
+                "resolved": _ns(frame["resolved_at"]), "ack_limit": _limit_ns(frame["ack_minutes"]),
+                "resolve_limit": _limit_ns(frame["resolve_minutes"]),
+                "cancelled": (frame["status"] == "cancelled").to_numpy(),
+                "owner": frame["owner_department_code"].to_numpy(dtype=object),
+                "id": frame["id"].to_numpy(dtype=object),
+            }
+            rows = np.arange(len(frame))
+        self.rows, self.columns = rows, columns
+        for name, values in columns.items():
+            setattr(self, name, values)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def where(self, mask: np.ndarray) -> "_Issues":
+        return _Issues(self.frame, self.rows[mask], {k: v[mask] for k, v in self.columns.items()})
+
+    def open_mask(self, at: int) -> np.ndarray:
+        return (self.raised <= at) & (self.resolved > at) & ~self.cancelled
+
+    def overdue_mask(self, at: int) -> np.ndarray:
+        waited = at - self.raised
+        late = ((self.acknowledged > at) & (waited > self.ack_limit)) | (waited > self.resolve_limit)
+        return self.open_mask(at) & late
+
+    def response_outcomes(self, at: int) -> tuple[np.ndarray, np.ndarray]:
+        """(met, breached) masks of the response SLA (kpis.sla_outcomes)."""
+        done = self.acknowledged <= at
+        elapsed = np.where(done, self.acknowledged - self.raised, at - self.raised)
+        has_limit = self.ack_limit != NEVER_NS
+        met = done & has_limit & (elapsed <= self.ack_limit)
+        breached = has_limit & (self.raised <= at) & (elapsed > self.ack_limit)
+        return met, breached
+
+    def response_minutes(self, at: int) -> np.ndarray:
+        done = self.acknowledged <= at
+        return np.where(done, (self.acknowledged - self.raised) / MINUTE_NS, np.nan)
+
+    def window_figures(self, at: int) -> dict:
+        met, breached = self.response_outcomes(at)
+        median, _ = kpis.median_p90(self.response_minutes(at))
+        decided = int(met.sum()) + int(breached.sum())
+        return {"median_response_min": median,
+                "response_sla_compliance": int(met.sum()) / decided if decided else None,
+                "resolution_rate": float((self.resolved <= at).sum() / len(self)) if len(self) else None}
 
 
-def _board(open_now: pd.DataFrame, as_of: datetime) -> list[dict]:
-    board = open_now[kpis.open_mask(open_now, as_of)].sort_values(["raised_at", "id"])
-    acknowledged = board["acknowledged_at"].where(board["acknowledged_at"] <= kpis.instant(as_of))
-    ack_due = board["raised_at"] + pd.to_timedelta(board["ack_minutes"], unit="m")
-    resolve_due = board["raised_at"] + pd.to_timedelta(board["resolve_minutes"], unit="m")
+def _board(open_now: _Issues, as_of: datetime) -> list[dict]:
+    at = _epoch_ns(as_of)
+    board = open_now.frame.iloc[open_now.rows].sort_values(["raised_at", "id"])
+    raised, acknowledged = _ns(board["raised_at"]), _ns(board["acknowledged_at"])
+    ack_due = raised + _limit_ns(board["ack_minutes"])
+    resolve_due = raised + _limit_ns(board["resolve_minutes"])
+    columns = [board[c].to_numpy(dtype=object) for c in
+               ("id", "severity", "issue_type", "title", "location_code", "line",
+                "owner_department_code")]
     return [{
-        "id": row.id, "severity": row.severity, "issue_type": row.issue_type, "title": row.title,
-        "location_code": None if pd.isna(row.location_code) else row.location_code,
-        "line": None if pd.isna(row.line) else row.line,
-        "owner_department_code": row.owner_department_code,
-        "raised_ms": _ms(row.raised_at), "acknowledged_ms": _ms(ack),
-        "ack_due_ms": _ms(a_due), "resolve_due_ms": _ms(r_due),
-    } for row, ack, a_due, r_due in zip(board.itertuples(), acknowledged, ack_due, resolve_due)]
+        "id": issue_id, "severity": severity, "issue_type": issue_type, "title": title,
+        "location_code": None if pd.isna(location) else location,
+        "line": None if pd.isna(on_line) else on_line, "owner_department_code": owner,
+        "raised_ms": int(r) // 1_000_000,
+        "acknowledged_ms": int(a) // 1_000_000 if a <= at else None,
+        "ack_due_ms": int(ad) // 1_000_000, "resolve_due_ms": int(rd) // 1_000_000,
+    } for issue_id, severity, issue_type, title, location, on_line, owner, r, a, ad, rd
+        in zip(*columns, raised, acknowledged, ack_due, resolve_due)]
 
 
-def _scoreboard(week: pd.DataFrame, events: pd.DataFrame, open_now: pd.DataFrame,
+def _ping_pong(week: _Issues, events: pd.DataFrame, at: int) -> np.ndarray:
+    """Per issue of the week: whether its holding departments, in the order of its events
+    at or before `at`, return to one it had left (kpis.ping_pong_issue_ids)."""
+    issue = pd.Index(week.id).get_indexer(events["issue_id"].to_numpy(dtype=object))
+    stamp = _ns(events["at"])
+    held = (issue >= 0) & (stamp <= at) & events["department_code"].notna().to_numpy()
+    department, _ = pd.factorize(events["department_code"].to_numpy(dtype=object)[held])
+    issue, stamp = issue[held], stamp[held]
+    order = np.lexsort((events["event_id"].to_numpy(dtype="int64")[held], stamp, issue))
+    issue, department = issue[order], department[order]
+    changes = np.ones(len(issue), dtype=bool)
+    changes[1:] = (issue[1:] != issue[:-1]) | (department[1:] != department[:-1])
+    issue, department = issue[changes], department[changes]
+    width = int(department.max()) + 1 if len(department) else 1
+    keys, counts = np.unique(issue.astype(np.int64) * width + department, return_counts=True)
+    returned = np.zeros(len(week), dtype=bool)
+    returned[keys[counts > 1] // width] = True
+    return returned
+
+
+def _scoreboard(week: _Issues, events: pd.DataFrame, open_now: _Issues,
                 as_of: datetime, names: dict) -> tuple[list[dict], str | None]:
     """Per department: open and overdue now, and the week's response and ping-pong; each
-    figure computed once for the week and then grouped, not once per department."""
-    owner = week["owner_department_code"]
-    outcomes = kpis.response_sla_outcomes(week, as_of)
-    met = (outcomes == kpis.MET).groupby(owner).sum()
-    breached = (outcomes == kpis.BREACHED).groupby(owner).sum()
-    medians = kpis.response_minutes(week, as_of).groupby(owner).median()
-    ping_pong = week["id"].isin(kpis.ping_pong_issue_ids(events, as_of)).groupby(owner).sum()
-    raised = owner.value_counts()
-    open_counts = open_now["owner_department_code"].value_counts()
-    overdue_counts = open_now.loc[kpis.overdue_mask(open_now, as_of), "owner_department_code"].value_counts()
+    figure computed once for the week and then counted per department."""
+    at = _epoch_ns(as_of)
+    codes = list(names["departments"])
+
+    def count(owners: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        chosen = owners if mask is None else owners[mask]
+        index = pd.Categorical(chosen, categories=codes).codes
+        return np.bincount(index[index >= 0], minlength=len(codes))
+
+    met, breached = week.response_outcomes(at)
+    medians = pd.Series(week.response_minutes(at)).groupby(week.owner).median()
+    raised = count(week.owner)
+    met_counts, breached_counts = count(week.owner, met), count(week.owner, breached)
+    ping_pong = count(week.owner, _ping_pong(week, events, at))
+    open_counts = count(open_now.owner)
+    overdue_counts = count(open_now.owner, open_now.overdue_mask(at))
     rows = []
-    for code, name in names["departments"].items():
-        decided = int(met.get(code, 0)) + int(breached.get(code, 0))
-        rows.append({"department_code": code, **name,
-                     "raised": int(raised.get(code, 0)),
-                     "open": int(open_counts.get(code, 0)),
-                     "overdue": int(overdue_counts.get(code, 0)),
+    for n, code in enumerate(codes):
+        decided = int(met_counts[n]) + int(breached_counts[n])
+        rows.append({"department_code": code, **names["departments"][code],
+                     "raised": int(raised[n]), "open": int(open_counts[n]),
+                     "overdue": int(overdue_counts[n]),
                      "median_response_min": _none_if_nan(medians.get(code)),
-                     "response_sla_compliance": int(met.get(code, 0)) / decided if decided else None,
-                     "ping_pong": int(ping_pong.get(code, 0))})
+                     "response_sla_compliance": int(met_counts[n]) / decided if decided else None,
+                     "ping_pong": int(ping_pong[n])})
     contenders = [r for r in rows if r["raised"] >= STAR_MIN_ISSUES
                   and r["response_sla_compliance"] is not None]
     star = None
@@ -133,11 +233,13 @@ def _scoreboard(week: pd.DataFrame, events: pd.DataFrame, open_now: pd.DataFrame
     return rows, star
 
 
-def _daily_median_response(issues: pd.DataFrame, as_of: datetime, days: list) -> list:
-    local_day = issues["raised_at"].dt.tz_convert(timezones.site_zone()).dt.date
-    minutes = kpis.response_minutes(issues, as_of)
-    medians = minutes.groupby(local_day).median()
-    return [_none_if_nan(medians.get(day)) for day in days]
+def _daily_median_response(issues: _Issues, as_of: datetime, days: list) -> list:
+    """The median response of the issues raised on each site-local day of `days`."""
+    tz = timezones.site_zone()
+    starts = [_epoch_ns(datetime.combine(day, time(), tzinfo=tz)) for day in days]
+    day = np.searchsorted(np.asarray(starts, dtype=np.int64), issues.raised, side="right") - 1
+    medians = pd.Series(issues.response_minutes(_epoch_ns(as_of))).groupby(day).median()
+    return [_none_if_nan(medians.get(n)) for n in range(len(days))]
 
 
 @dataclass(frozen=True)
@@ -198,55 +300,52 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
     today = local.replace(hour=0, minute=0, second=0, microsecond=0)
     yesterday = today - timedelta(days=1)
     trend_start = today - timedelta(days=TREND_DAYS - 1)
-    week_start = as_of - timedelta(days=7)
-    day_before = as_of - timedelta(days=1)
-    at = kpis.instant(as_of)
+    at, day_before = _epoch_ns(as_of), _epoch_ns(as_of - timedelta(days=1))
+    week_start = _epoch_ns(as_of - timedelta(days=7))
 
     names = frames.names
-    known = _on_line(frames.issues, line)
-    counted = known[known["status"] != "cancelled"]
-    issues = counted[(counted["raised_at"] >= min(trend_start, week_start)) & (counted["raised_at"] < at)]
-    open_now, open_day_before = _open_at(known, as_of), _open_at(known, day_before)
-    week = issues[issues["raised_at"] >= week_start]
-    events = frames.events[frames.events["issue_id"].isin(week["id"])
-                           & (frames.events["at"] <= at)]
+    known = _Issues(_on_line(frames.issues, line))
+    counted = ~known.cancelled & (known.raised >= min(_epoch_ns(trend_start), week_start)) \
+        & (known.raised < at)
+    issues = known.where(counted)
+    open_now, open_day_before = known.where(known.open_mask(at)), known.where(known.open_mask(day_before))
+    week = issues.where(issues.raised >= week_start)
     plan = _on_line(frames.plan, line)
-    location_lines = frames.lots["location_code"].map(names["location_lines"])
-    lots = _on_line(frames.lots, line, location_lines)
+    lots = frames.lots if line is None else \
+        _on_line(frames.lots, line, frames.lots["location_code"].map(names["location_lines"]))
 
-    def scoped(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame if department is None else frame[frame["owner_department_code"] == department]
+    def scoped(rows: _Issues) -> _Issues:
+        return rows if department is None else rows.where(rows.owner == department)
 
     mine, mine_open, mine_open_before = scoped(issues), scoped(open_now), scoped(open_day_before)
-    today_issues = mine[mine["raised_at"] >= today]
-    yesterday_issues = mine[(mine["raised_at"] >= yesterday) & (mine["raised_at"] < today)]
-    now_figures = _window_figures(today_issues, as_of)
-    before_figures = _window_figures(yesterday_issues, as_of)
+    today_ns, yesterday_ns = _epoch_ns(today), _epoch_ns(yesterday)
+    now_figures = mine.where(mine.raised >= today_ns).window_figures(at)
+    before_figures = mine.where((mine.raised >= yesterday_ns) & (mine.raised < today_ns)).window_figures(at)
     tiles = {
         "open": {"value": len(mine_open), "yesterday": len(mine_open_before)},
-        "overdue": {"value": int(kpis.overdue_mask(mine_open, as_of).sum()),
-                    "yesterday": int(kpis.overdue_mask(mine_open_before, day_before).sum())},
+        "overdue": {"value": int(mine_open.overdue_mask(at).sum()),
+                    "yesterday": int(mine_open_before.overdue_mask(day_before).sum())},
         **{k: {"value": now_figures[k], "yesterday": before_figures[k]} for k in now_figures},
         "plan_attainment": {"value": shift_attainment(plan, as_of, as_of),
-                            "yesterday": shift_attainment(plan, day_before, as_of)},
+                            "yesterday": shift_attainment(plan, as_of - timedelta(days=1), as_of)},
     }
 
-    scoreboard, star = _scoreboard(week, events, open_now, as_of, names)
+    scoreboard, star = _scoreboard(week, frames.events, open_now, as_of, names)
 
-    stagnant = kpis.stagnant_lots(lots, as_of).head(_MAX_ALERTS)
+    stagnant = _stagnant_lots(lots, as_of).head(_MAX_ALERTS)
     board = _board(mine_open, as_of)
+    as_of_ms = int(as_of.timestamp() * 1000)
     shortages = [{"id": r["id"], "title": r["title"], "line": r["line"],
                   "location_name": names["locations"].get(r["location_code"], r["location_code"] or ""),
-                  "waiting_min": (as_of.timestamp() * 1000 - r["raised_ms"]) / 60000}
+                  "waiting_min": (as_of_ms - r["raised_ms"]) / 60000}
                  for r in board if r["issue_type"] == SHORTAGE_TYPE][:_MAX_ALERTS]
 
     days = [(trend_start + timedelta(days=i)).date() for i in range(TREND_DAYS)]
-    trend_issues = mine[mine["raised_at"] >= trend_start]
     return {
-        "as_of": as_of.isoformat(), "as_of_ms": int(as_of.timestamp() * 1000),
+        "as_of": as_of.isoformat(), "as_of_ms": as_of_ms,
         "scope": {"department": department, "line": line},
         "goal_min": settings.get_float("RESPONSE_GOAL_MIN"),
-        "no_data": mine.empty and mine_open.empty,
+        "no_data": len(mine) == 0 and len(mine_open) == 0,
         "names": {k: v for k, v in names.items() if k != "location_lines"},
         "tiles": tiles,
         "board": board,
@@ -259,8 +358,18 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
                       "qty": round(float(r.qty), QTY_DECIMALS), "dwell_min": float(r.dwell_minutes),
                       "limit_min": float(r.max_dwell_minutes)} for r in stagnant.itertuples()],
         "trend": {"days": [d.strftime("%m-%d") for d in days],
-                  "median_min": _daily_median_response(trend_issues, as_of, days)},
+                  "median_min": _daily_median_response(
+                      mine.where(mine.raised >= _epoch_ns(trend_start)), as_of, days)},
     }
+
+
+def _stagnant_lots(lots: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """kpis.stagnant_lots over the few lots past their limit, found without a copy of all."""
+    dwell_ns = _epoch_ns(as_of) - _ns(lots["last_in_at"])
+    limit = lots["max_dwell_minutes"].to_numpy(dtype="float64")
+    past = (lots["qty"].to_numpy(dtype="float64") > 0) & ~np.isnan(limit) \
+        & (dwell_ns / MINUTE_NS > np.nan_to_num(limit, nan=np.inf))
+    return kpis.stagnant_lots(lots[past], as_of)
 
 
 def material_snapshot(conn: Connection, as_of: datetime, *, line: str | None = None) -> dict:
@@ -275,11 +384,12 @@ def material_from_frames(frames: WallFrames, conn: Connection, as_of: datetime, 
     less what moved since each day end, so it reads only the week's moves."""
     names = frames.names
     lots = _on_line(frames.lots, line, frames.lots["location_code"].map(names["location_lines"]))
-    stagnant = kpis.stagnant_lots(lots, as_of)
+    stagnant = _stagnant_lots(lots, as_of)
     week_start = as_of - timedelta(days=7)
     consumed = queries.consumed(conn, week_start, as_of, line=line)
     day_ends = kpis.day_ends(week_start, as_of, timezones.site_zone())
-    on_hand = float(lots.loc[lots["location_kind"].isin(queries.TURNOVER_STOCK_KINDS), "qty"].sum())
+    # Summed exactly, so the figure does not depend on the order the lots are held in.
+    on_hand = math.fsum(lots.loc[lots["location_kind"].isin(queries.TURNOVER_STOCK_KINDS), "qty"])
     moved_since = queries.stock_changes_after_day_ends(conn, day_ends, as_of, line=line)
     levels = pd.DataFrame({"at": day_ends, "qty": on_hand - moved_since.to_numpy(dtype="float64")})
     open_now = _open_at(_on_line(frames.issues, line), as_of)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from data import db, demo, kpis, queries, store, timezones, wall
-from data.models import Department, Movement
+from data.models import Department, Issue, IssueEvent, Movement
 from data.wall_state import WallState
 
 END = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)   # 10:00 in Shanghai
@@ -69,6 +69,21 @@ def test_incremental_equals_full_read(plant, scope):
     assert_same_as_full_read(plant, state, END + timedelta(minutes=10), **scope)   # followed
     assert_same_as_full_read(plant, state, END + timedelta(hours=4), **scope)      # a booked move
     assert_same_as_full_read(plant, state, END + timedelta(days=2), **scope)       # time passes
+
+
+def test_a_row_that_commits_late_into_the_overlap_is_still_read(plant):
+    """A writer stamps its rows, then commits after the reader's last read: the rows carry
+    stamps older than the reader's watermark, and are found by key in the overlap."""
+    state = WallState()
+    assert_same_as_full_read(plant, state, END)
+    assert_same_as_full_read(plant, state, END + timedelta(minutes=1))
+    live_changes(plant, END + timedelta(minutes=1))
+    stamped = state._watermark - timedelta(seconds=5)
+    with plant.begin() as conn:
+        for model, column in ((Issue, Issue.updated_at), (IssueEvent, IssueEvent.recorded_at),
+                              (Movement, Movement.recorded_at)):
+            conn.execute(update(model).where(column > stamped).values({column: stamped}))
+    assert_same_as_full_read(plant, state, END + timedelta(minutes=10))
 
 
 def test_a_bulk_write_makes_the_reader_reload(plant):
