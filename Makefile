@@ -37,6 +37,22 @@ system-packages:
 test: $(VENV)/.dev system-packages
 	$(PY) -m pytest
 
+## bench: W-S and W-M on SQLite and PostgreSQL, every variant side by side (tens of minutes)
+BENCH_PG ?= postgresql+psycopg://postgres@127.0.0.1:5432
+BENCH_DIR := instance/bench
+bench: $(VENV)/.dev
+	mkdir -p $(BENCH_DIR)
+	$(PY) -m bench.kpi_bench --workload W-S --url sqlite:///$(BENCH_DIR)/W-S.sqlite
+	$(PY) -m bench.kpi_bench --workload W-S --url $(BENCH_PG)/floorlink_bench_ws
+	$(PY) -m bench.kpi_bench --workload W-M --url sqlite:///$(BENCH_DIR)/W-M.sqlite --budget-s 300
+	$(PY) -m bench.kpi_bench --workload W-M --url $(BENCH_PG)/floorlink_bench_wm --budget-s 300
+	$(PY) -m bench.load --seconds 60
+
+## bench-large: W-L on PostgreSQL (by hand: the first build takes about half an hour)
+bench-large: $(VENV)/.dev
+	$(PY) -m bench.kpi_bench --workload W-L --url $(BENCH_PG)/floorlink_bench_wl --rounds 20 \
+	  --budget-s 900
+
 ## screenshots: regenerate docs/screenshots from a running demo plant
 screenshots: $(VENV)/.dev system-packages
 	$(PY) -m tools.screenshots --out docs/screenshots

@@ -1,13 +1,12 @@
 """One engine per process, the schema (Alembic), and short transactions."""
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from data import settings
@@ -52,9 +51,9 @@ def dispose_all() -> None:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
+def session_scope(bind: Engine | Connection) -> Iterator[Session]:
     """A transaction that commits on success and rolls back on any error."""
-    session = sessionmaker(engine, expire_on_commit=False)()
+    session = sessionmaker(bind, expire_on_commit=False)()
     try:
         yield session
         session.commit()

@@ -5,24 +5,12 @@ suite creates its own database and drops it at the end. In CI a missing PostgreS
 """
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from data import db
 from data.models import Base
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-def unavailable(reason: str):
-    """Skip outside CI; in CI a missing component is a failure."""
-    if IN_CI:
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
+from tools.databases import throwaway_postgres, unavailable  # noqa: F401 - tests import it from here
 
 
 def require_browser() -> None:
@@ -35,20 +23,8 @@ def require_browser() -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"floorlink_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "no PostgreSQL"
-        admin.dispose()
-        unavailable(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}")
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    db.dispose_all()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_postgres("floorlink_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,1 @@
+"""Benchmark workloads and the KPI benchmark of the wall's snapshot."""

@@ -1,0 +1,265 @@
+"""The wall's figures in one comparable form, and the rules every variant computes them by.
+
+`canonical_figures` reduces an overview snapshot to its figures (no display names); the
+other variants of the benchmark build the same dict from their own intermediate results
+with `assemble`. Counts, ids and medians must agree exactly; ratios, quantities and
+minutes within a relative 1e-9, since a database may sum in another order.
+
+The medians follow the wall's two conventions, which differ in the last bit about once in
+a hundred even counts: tiles and scoreboard use pandas' quantile (linear interpolation,
+computed as hi - (hi - lo) * 0.5), the trend uses pandas' groupby median ((lo + hi) / 2).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+
+import numpy as np
+
+from data import timezones
+
+# The wall's rules (data/wall.py), restated so the benchmark checks them independently.
+SHORTAGE_TYPE = "material_shortage"
+STAR_MIN_ISSUES = 5
+TREND_DAYS = 30
+MAX_ALERTS = 12
+STOCK_KINDS = ("receiving", "iqc", "warehouse", "line_side", "wip", "finished", "scrap")
+QTY_EPSILON = 1e-9
+PLAN_HORIZON = timedelta(hours=36)
+MINUTE_NS = 60_000_000_000
+NEVER = np.iinfo(np.int64).max
+TILE_KEYS = ("open", "overdue", "median_response_min", "response_sla_compliance",
+             "resolution_rate", "plan_attainment")
+RELATIVE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Instants:
+    """The instants a snapshot at as_of looks at, in epoch microseconds (UTC)."""
+    as_of: datetime
+    now: int
+    day_before: int
+    today: int
+    yesterday: int
+    week_start: int
+    trend_start: int
+    plan_since: int
+    day_starts: tuple[int, ...]      # TREND_DAYS local midnights, then the end of the last day
+    day_labels: tuple[str, ...]
+
+
+def epoch_us(instant: datetime) -> int:
+    delta = instant - datetime(1970, 1, 1, tzinfo=timezones.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def instants(as_of: datetime) -> Instants:
+    tz = timezones.site_zone()
+    local = as_of.astimezone(tz)
+    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    trend_start = today - timedelta(days=TREND_DAYS - 1)
+    days = [(trend_start + timedelta(days=i)).date() for i in range(TREND_DAYS + 1)]
+    starts = tuple(epoch_us(datetime.combine(day, time(), tzinfo=tz)) for day in days)
+    return Instants(
+        as_of=as_of, now=epoch_us(as_of), day_before=epoch_us(as_of - timedelta(days=1)),
+        today=epoch_us(today), yesterday=epoch_us(yesterday),
+        week_start=epoch_us(as_of - timedelta(days=7)), trend_start=epoch_us(trend_start),
+        plan_since=epoch_us(as_of - PLAN_HORIZON), day_starts=starts,
+        day_labels=tuple(day.strftime("%m-%d") for day in days[:-1]))
+
+
+def minutes(later_us, earlier_us):
+    """Minutes between instants as pandas computes them: nanoseconds / one minute in ns."""
+    elapsed_ns = (np.asarray(later_us, dtype=np.int64) - np.asarray(earlier_us, dtype=np.int64)) * 1000
+    return elapsed_ns.astype(np.float64) / float(MINUTE_NS)
+
+
+def _known(values) -> np.ndarray:
+    values = np.sort(np.asarray(values, dtype=np.float64))
+    return values[~np.isnan(values)]
+
+
+def quantile_median(values) -> float | None:
+    """pandas' Series.quantile(0.5): linear interpolation, numpy's formula."""
+    values = _known(values)
+    n = len(values)
+    if n == 0:
+        return None
+    if n % 2:
+        return float(values[n // 2])
+    low, high = values[n // 2 - 1], values[n // 2]
+    return float(high - (high - low) * 0.5)
+
+
+def groupby_median(values) -> float | None:
+    """pandas' groupby median: the mean of the two middle values."""
+    values = _known(values)
+    n = len(values)
+    if n == 0:
+        return None
+    if n % 2:
+        return float(values[n // 2])
+    return float((values[n // 2 - 1] + values[n // 2]) / 2)
+
+
+def ms(us: int) -> int:
+    """Whole epoch milliseconds, as the wall writes them."""
+    return int(us) // 1000
+
+
+@dataclass
+class WindowFigures:
+    median_response_min: float | None
+    response_sla_compliance: float | None
+    resolution_rate: float | None
+
+
+@dataclass
+class DepartmentFigures:
+    raised: int = 0
+    open: int = 0
+    overdue: int = 0
+    median_response_min: float | None = None
+    response_sla_compliance: float | None = None
+    ping_pong: int = 0
+
+
+@dataclass
+class Parts:
+    """What a variant computes; `assemble` turns it into the canonical figures."""
+    open_now: int
+    open_before: int
+    overdue_now: int
+    overdue_before: int
+    today: WindowFigures
+    yesterday: WindowFigures
+    plan_now: float | None
+    plan_before: float | None
+    # (id, severity, issue_type, owner, location_code, line, raised_us, acknowledged_us|None,
+    #  ack_minutes, resolve_minutes), ordered by raised_at then id
+    board: list[tuple]
+    departments: dict[str, DepartmentFigures]
+    # (lot, material_code, location_code, qty, dwell_min, limit_min), longest dwell first
+    stagnant: list[tuple]
+    trend: list[float | None]
+    population: int
+    extra: dict = field(default_factory=dict)
+
+
+def compliance(met: int, breached: int) -> float | None:
+    decided = met + breached
+    return met / decided if decided else None
+
+
+def rate(resolved: int, raised: int) -> float | None:
+    return resolved / raised if raised else None
+
+
+def star(rows: list[list]) -> str | None:
+    """The collaboration star: best response SLA compliance, then the faster median, among
+    departments with enough issues; the first in code order wins a tie."""
+    contenders = [r for r in rows if r[1] >= STAR_MIN_ISSUES and r[5] is not None]
+    if not contenders:
+        return None
+    return max(contenders, key=lambda r: (r[5], -(r[4] or 0.0)))[0]
+
+
+def limit_us(limit_minutes: float) -> int:
+    return int(round(limit_minutes * 60_000_000))
+
+
+def assemble(parts: Parts, moments: Instants, department_codes: list[str]) -> dict:
+    rows = []
+    for code in sorted(department_codes):
+        d = parts.departments.get(code, DepartmentFigures())
+        rows.append([code, d.raised, d.open, d.overdue, d.median_response_min,
+                     d.response_sla_compliance, d.ping_pong])
+    best = star(rows)
+    rows.sort(key=lambda r: (-r[3], -r[2], r[0]))
+    board = [[i, sev, kind, owner, loc, line, ms(raised), None if ack is None else ms(ack),
+              ms(raised + limit_us(ack_min)), ms(raised + limit_us(resolve_min))]
+             for i, sev, kind, owner, loc, line, raised, ack, ack_min, resolve_min in parts.board]
+    as_of_ms = moments.as_of.timestamp() * 1000
+    shortages = [[r[0], (as_of_ms - r[6]) / 60000] for r in board if r[2] == SHORTAGE_TYPE]
+    tiles = {
+        "open": [parts.open_now, parts.open_before],
+        "overdue": [parts.overdue_now, parts.overdue_before],
+        "median_response_min": [parts.today.median_response_min, parts.yesterday.median_response_min],
+        "response_sla_compliance": [parts.today.response_sla_compliance,
+                                    parts.yesterday.response_sla_compliance],
+        "resolution_rate": [parts.today.resolution_rate, parts.yesterday.resolution_rate],
+        "plan_attainment": [parts.plan_now, parts.plan_before],
+    }
+    return {
+        "as_of_ms": int(moments.as_of.timestamp() * 1000),
+        "no_data": parts.population == 0 and parts.open_now == 0,
+        "tiles": tiles, "board": board, "scoreboard": rows, "star": best,
+        "stagnant": [list(r) for r in parts.stagnant[:MAX_ALERTS]],
+        "shortages": shortages[:MAX_ALERTS],
+        "trend_days": list(moments.day_labels), "trend": list(parts.trend),
+    }
+
+
+def canonical_figures(snapshot: dict) -> dict:
+    """The figures of an overview snapshot, without display names, in a comparable form."""
+    tiles = snapshot["tiles"]
+    return {
+        "as_of_ms": snapshot["as_of_ms"],
+        "no_data": snapshot["no_data"],
+        "tiles": {k: [tiles[k]["value"], tiles[k]["yesterday"]] for k in TILE_KEYS},
+        "board": [[r["id"], r["severity"], r["issue_type"], r["owner_department_code"],
+                   r["location_code"], r["line"], r["raised_ms"], r["acknowledged_ms"],
+                   r["ack_due_ms"], r["resolve_due_ms"]] for r in snapshot["board"]],
+        "scoreboard": [[r["department_code"], r["raised"], r["open"], r["overdue"],
+                        r["median_response_min"], r["response_sla_compliance"], r["ping_pong"]]
+                       for r in snapshot["scoreboard"]],
+        "star": snapshot["star"],
+        "stagnant": [[r["lot"], r["material_code"], r["location_code"], r["qty"], r["dwell_min"],
+                      r["limit_min"]] for r in snapshot["stagnant"]],
+        "shortages": [[r["id"], r["waiting_min"]] for r in snapshot["shortages"]],
+        "trend_days": snapshot["trend"]["days"], "trend": snapshot["trend"]["median_min"],
+    }
+
+
+def _is_median(path: tuple) -> bool:
+    """Medians are compared bit for bit: the trend, the median tiles, the scoreboard's column."""
+    if not path:
+        return False
+    if path[0] == "trend":
+        return True
+    if path[0] == "tiles":
+        return path[1] == "median_response_min"
+    return path[0] == "scoreboard" and len(path) > 2 and path[2] == 4
+
+
+def differences(expected, actual, path: tuple = ()) -> list[str]:
+    """Where two canonical figure dicts disagree, as readable lines (empty when they agree)."""
+    where = "/".join(str(p) for p in path) or "(root)"
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = []
+        for key in sorted(set(expected) | set(actual), key=str):
+            if key not in expected or key not in actual:
+                out.append(f"{where}/{key}: present in only one")
+                continue
+            out += differences(expected[key], actual[key], path + (key,))
+        return out
+    if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
+        out = []
+        if len(expected) != len(actual):
+            out.append(f"{where}: {len(expected)} items expected, {len(actual)} found")
+        for n, (e, a) in enumerate(zip(expected, actual)):
+            out += differences(e, a, path + (n,))
+        return out
+    if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None \
+            or isinstance(expected, str) or isinstance(actual, str):
+        return [] if expected == actual else [f"{where}: expected {expected!r}, found {actual!r}"]
+    if isinstance(expected, int) and isinstance(actual, int):
+        return [] if expected == actual else [f"{where}: expected {expected}, found {actual}"]
+    e, a = float(expected), float(actual)
+    if _is_median(path) or isinstance(expected, int) or isinstance(actual, int):
+        same = e == a
+    else:
+        same = math.isclose(e, a, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)
+    return [] if same else [f"{where}: expected {expected!r}, found {actual!r}"]

@@ -1,0 +1,192 @@
+"""The workloads obey the data contract, and every benchmark variant computes the wall's
+figures exactly as the project does (on SQLite and PostgreSQL, at a small scale)."""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from bench import figures as fig
+from bench import kpi_bench, variants, workloads
+from data import db, kpis, queries, store, wall
+from data.models import Issue, IssueEvent, Location, Movement
+from tools.databases import throwaway_postgres
+
+END = datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc)
+SCALE = 0.005
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    with throwaway_postgres("floorlink_bench_test") as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def loaded_url(request, tmp_path_factory):
+    """A small W-M workload, loaded once per database kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('bench') / 'wm.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    workloads.build(url, "W-M", scale=SCALE, seed=3, end=END)
+    yield url
+    db.dispose_all()
+
+
+def _frame(conn, stmt) -> pd.DataFrame:
+    result = conn.execute(stmt)
+    return pd.DataFrame([tuple(r) for r in result], columns=list(result.keys()))
+
+
+def test_instants_are_stored_as_sqlalchemy_stores_them(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'f.sqlite'}")
+    db.upgrade_schema(engine)
+    workloads._reference_plant(engine, 1, END)
+    with engine.begin() as conn:
+        store.upsert_rows(conn, Movement, [{
+            "id": "X", "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "material_code": "M-1001",
+            "lot": "L", "qty": 1.0, "from_location_code": "SUP-HL", "to_location_code": "RCV-01"}])
+        stored = conn.exec_driver_sql("SELECT at FROM movements").scalar()
+    assert workloads.instants_text(np.array([int(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+                                                 .timestamp())]))[0] == stored
+    assert stored == "2026-01-02 03:04:05.000000"
+
+
+def test_workload_sizes_follow_the_daily_pace(loaded_url):
+    engine = db.make_engine(loaded_url)
+    marker = workloads.loaded(engine, "W-M", scale=SCALE, seed=3, end=END)
+    rows = {k: v for k, v in __import__("json").loads(marker["rows"]).items()}
+    assert rows["issues"] == 5_000
+    assert 4.5 <= rows["issue_events"] / rows["issues"] <= 5.5
+    assert 45_000 <= rows["movements"] <= 55_000
+    assert workloads.loaded(engine, "W-M", scale=SCALE, seed=4, end=END) is None
+    with engine.connect() as conn:
+        first, last = conn.execute(select(Issue.raised_at).order_by(Issue.raised_at).limit(1)).scalar(), \
+            conn.execute(select(Issue.raised_at).order_by(Issue.raised_at.desc()).limit(1)).scalar()
+    assert last <= END and (END - first) <= timedelta(days=5, hours=1)
+
+
+def test_events_follow_the_contract(loaded_url):
+    engine = db.make_engine(loaded_url)
+    with engine.connect() as conn:
+        issues = _frame(conn, select(Issue.id, Issue.raised_at, Issue.acknowledged_at,
+                                     Issue.resolved_at, Issue.status, Issue.owner_department_code))
+        events = _frame(conn, select(IssueEvent.issue_id, IssueEvent.id, IssueEvent.at,
+                                     IssueEvent.kind, IssueEvent.department_code))
+    events = events.sort_values(["issue_id", "at", "id"])
+    first = events.groupby("issue_id").first()
+    last = events.groupby("issue_id").last()
+    issues = issues.set_index("id")
+    assert (first["kind"] == "raised").all()
+    assert (first["at"] == issues.loc[first.index, "raised_at"]).all()
+    assert events.groupby("issue_id")["at"].apply(lambda s: s.is_monotonic_increasing and s.is_unique).all()
+    assert (last["department_code"] == issues.loc[last.index, "owner_department_code"]).all()
+    # The department only changes on a hand-off.
+    previous = events.groupby("issue_id")["department_code"].shift()
+    changed = previous.notna() & (events["department_code"] != previous)
+    assert (events.loc[changed, "kind"] == "reassigned").all()
+    both = issues.dropna(subset=["acknowledged_at", "resolved_at"])
+    assert (both["acknowledged_at"] <= both["resolved_at"]).all()
+    assert (issues["resolved_at"].isna() | issues["acknowledged_at"].notna()).all()
+    acknowledged = events[events["kind"] == "acknowledged"].groupby("issue_id")["at"].first()
+    assert (acknowledged == issues.loc[acknowledged.index, "acknowledged_at"]).all()
+    assert set(issues["status"]) == {"open", "acknowledged", "resolved", "closed", "cancelled"}
+
+
+def test_stock_never_goes_negative_and_some_lots_are_stuck(loaded_url):
+    engine = db.make_engine(loaded_url)
+    with engine.connect() as conn:
+        moves = _frame(conn, select(Movement.at, Movement.id, Movement.lot, Movement.qty,
+                                    Movement.from_location_code, Movement.to_location_code))
+        kinds = dict(conn.execute(select(Location.code, Location.kind)).all())
+        stagnant = kpis.stagnant_lots(queries.lot_positions(conn, END), END)
+    flows = pd.concat([
+        moves.assign(location=moves["to_location_code"], delta=moves["qty"], side=0),
+        moves.assign(location=moves["from_location_code"], delta=-moves["qty"], side=1)])
+    flows = flows[flows["location"].map(kinds).isin(queries.STOCK_KINDS)]
+    # Same instant: the move in is booked before the move out.
+    flows = flows.sort_values(["lot", "location", "at", "side"])
+    on_hand = flows.groupby(["lot", "location"])["delta"].cumsum()
+    assert on_hand.min() >= 0
+    assert set(stagnant["location_kind"]) == {"iqc", "line_side"}
+
+
+def test_the_plant_is_alive_at_the_end(loaded_url):
+    engine = db.make_engine(loaded_url)
+    with engine.connect() as conn:
+        snapshot = wall.overview_snapshot(conn, END)
+    assert 100 <= snapshot["tiles"]["open"]["value"] <= 600
+    assert 0 < snapshot["tiles"]["overdue"]["value"] < snapshot["tiles"]["open"]["value"]
+    assert sum(r["ping_pong"] for r in snapshot["scoreboard"]) > 0
+    assert snapshot["tiles"]["plan_attainment"]["value"] is not None
+
+
+def test_tick_writes_a_thousand_rows_through_the_store(loaded_url):
+    engine = db.make_engine(loaded_url)
+    with engine.connect() as conn:
+        before = conn.execute(select(Issue.id).where(Issue.resolved_at.is_(None),
+                                                     Issue.status != "cancelled")).scalars().all()
+    now = END + timedelta(minutes=5)
+    changed = workloads.tick(engine, now, random.Random(1))
+    assert changed["rows"] == workloads.TICK_ROWS
+    assert changed["raised"] == workloads.TICK_RAISED
+    assert changed["resolved"] > 0 and changed["acknowledged"] > 0 and changed["reassigned"] > 0
+    with engine.connect() as conn:
+        written = conn.execute(select(IssueEvent.at).where(IssueEvent.at > END)).scalars().all()
+        moves = conn.execute(select(Movement.at).where(Movement.id.in_(changed["movement_ids"]))).scalars().all()
+    assert written and all(now - workloads.TICK_SPAN < at <= now for at in written)
+    assert len(moves) == changed["movements"] and all(at <= now for at in moves)
+    assert len(set(changed["issue_ids"]) & set(before)) == len(changed["issue_ids"]) - workloads.TICK_RAISED
+
+
+def test_every_variant_matches_the_project_round_after_round(loaded_url):
+    report = kpi_bench.run_bench(loaded_url, "W-M", rounds=2, scale=SCALE, seed=3, end=END,
+                                 out_dir=None, log=lambda line: None)
+    assert set(report["variants"]) == set(kpi_bench.VARIANTS)
+    assert all(v["runs"] == 2 for v in report["variants"].values())
+    assert report["tick_rows_median"] == workloads.TICK_ROWS
+
+
+def test_a_changed_figure_fails_the_run(loaded_url, monkeypatch):
+    real = variants.PandasEngine.parts
+
+    def one_more_open(self, moments):
+        parts = real(self, moments)
+        parts.open_now += 1
+        return parts
+
+    monkeypatch.setattr(variants.PandasEngine, "parts", one_more_open)
+    with pytest.raises(kpi_bench.FiguresDiffer, match=r"tiles/open/0: expected \d+, found \d+"):
+        kpi_bench.run_bench(loaded_url, "W-M", rounds=1, scale=SCALE, seed=3, end=END, ticks=False,
+                            wanted=("project", "memory-pandas"), out_dir=None, log=lambda line: None)
+
+
+def test_the_two_median_conventions():
+    # Two middle values where hi - (hi - lo) * 0.5 and (lo + hi) / 2 differ in the last bit.
+    low, high = 13.51, 72.15
+    assert fig.quantile_median([high, low]) == pd.Series([low, high]).quantile(0.5)
+    assert fig.groupby_median([high, low]) == pd.Series([low, high]).groupby([0, 0]).median()[0]
+    assert fig.quantile_median([low, high]) != fig.groupby_median([low, high])
+    assert fig.quantile_median([3.0, 1.0, 2.0]) == fig.groupby_median([3.0, 1.0, 2.0]) == 2.0
+    assert fig.quantile_median([np.nan]) is None
+
+
+def test_differences_are_exact_for_medians_and_counts_only():
+    expected = {"tiles": {"open": [3, 2], "median_response_min": [12.5, None],
+                          "response_sla_compliance": [0.5, None]},
+                "trend": [1.0], "scoreboard": [["QA", 5, 1, 0, 7.25, 0.8, 1]]}
+    near = float(np.nextafter(0.5, 1.0))
+    actual = {"tiles": {"open": [3, 2], "median_response_min": [12.5, None],
+                        "response_sla_compliance": [near, None]},
+              "trend": [1.0], "scoreboard": [["QA", 5, 1, 0, 7.25, 0.8, 1]]}
+    assert fig.differences(expected, actual) == []
+    actual["scoreboard"][0][4] = float(np.nextafter(7.25, 8.0))
+    actual["tiles"]["open"][1] = 3
+    assert fig.differences(expected, actual) == [
+        "scoreboard/0/4: expected 7.25, found 7.250000000000001",
+        "tiles/open/1: expected 2, found 3"]
