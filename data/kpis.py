@@ -161,11 +161,31 @@ def holding_sequences(events: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
                      ["issue_id", "event_id", "at", "department_code"]]
 
 
+def ping_pong_since(events: pd.DataFrame) -> pd.Series:
+    """Per issue that went back to a department it had left (PRD -> QA -> PRD): the instant
+    of the event that first took it back. The events up to any instant are a prefix of an
+    issue's sequence, so the issue is ping-pong at as_of exactly when this is <= as_of."""
+    known = events[events["department_code"].notna()]
+    issue, issue_ids = pd.factorize(known["issue_id"].to_numpy(dtype=object))
+    department, _ = pd.factorize(known["department_code"].to_numpy(dtype=object))
+    at = _instants(known, "at").array.as_unit("ns").asi8
+    order = np.lexsort((known["event_id"].to_numpy(dtype="int64"), at, issue))
+    issue, department, at = issue[order], department[order], at[order]
+    held = np.ones(len(issue), dtype=bool)
+    held[1:] = (issue[1:] != issue[:-1]) | (department[1:] != department[:-1])
+    issue, department, at = issue[held], department[held], at[held]
+    width = int(department.max()) + 1 if len(department) else 1
+    back = pd.Series(issue.astype(np.int64) * width + department).duplicated().to_numpy()
+    first = pd.Series(at[back]).groupby(issue[back]).min()
+    return pd.Series(pd.to_datetime(first.to_numpy(), utc=True).as_unit("ns"),
+                     index=pd.Index(np.asarray(issue_ids, dtype=object)[first.index.to_numpy(dtype="int64")],
+                                    name="issue_id"), name="ping_pong_at")
+
+
 def ping_pong_issue_ids(events: pd.DataFrame, as_of: datetime) -> set[str]:
     """Issues that went back to a department they had left (PRD -> QA -> PRD) by as_of."""
-    held = holding_sequences(events, as_of)
-    returned = held.duplicated(subset=["issue_id", "department_code"])
-    return set(held.loc[returned, "issue_id"])
+    since = ping_pong_since(events)
+    return set(since.index[since <= instant(as_of)])
 
 
 def issue_kpis(population: pd.DataFrame, events: pd.DataFrame, open_now: pd.DataFrame,

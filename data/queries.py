@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Select, String, case, exists, func, null, select, type_coerce, union_all
 from sqlalchemy.engine import Connection
@@ -59,6 +60,17 @@ def _raw_instants(stmt, columns: dict[str, str]) -> Select:
                     else rows.c[name] for name in rows.c.keys()])
 
 
+def _column(values, kind: str):
+    """One column of driver values in its type, converted as a whole."""
+    if kind == "instant":
+        return utc_instants(values).array
+    if kind == "float":
+        return np.array(values, dtype="float64")
+    if kind == "int":
+        return np.array(values, dtype="int64")
+    return np.array(values, dtype=object) if len(values) else pd.array([], dtype="str")
+
+
 def _frame(conn: Connection, stmt, columns: dict[str, str],
            order_by: Sequence[str] = ()) -> pd.DataFrame:
     """The rows as typed columns, sorted here rather than by the database: PostgreSQL's
@@ -66,18 +78,11 @@ def _frame(conn: Connection, stmt, columns: dict[str, str],
     result = conn.execute(_raw_instants(stmt, columns))
     names = list(result.keys())
     rows = result.fetchall()
-    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in
-                          zip(names, zip(*rows) if rows else [()] * len(names))}, columns=names)
-    for name, kind in columns.items():
-        if kind == "instant":
-            frame[name] = utc_instants(frame[name])
-        elif kind == "float":
-            frame[name] = pd.to_numeric(frame[name]).astype("float64")
-        elif kind == "int":
-            frame[name] = frame[name].astype("int64")
-        elif frame.empty:
-            frame[name] = frame[name].astype("str")
-    return frame[list(columns)].sort_values(list(order_by), ignore_index=True)
+    values = dict(zip(names, zip(*rows) if rows else [()] * len(names)))
+    frame = pd.DataFrame({name: _column(values[name], kind) for name, kind in columns.items()})
+    if order_by and len(frame) > 1:
+        frame = frame.sort_values(list(order_by), ignore_index=True)
+    return frame
 
 
 def _issues() -> Select:

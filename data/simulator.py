@@ -607,7 +607,7 @@ class LiveSimulator:
                     planned = planned if earlier is None else earlier
         if rows:
             with self.engine.begin() as conn:
-                store.upsert_rows(conn, ProductionPlan, rows)
+                store.report_production(conn, rows)
         counts["plan_rows"] += len(rows)
 
     def _shift_row(self, line: str, begin: datetime, finish: datetime, planned: float,

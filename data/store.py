@@ -15,7 +15,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from data import queries, timezones
-from data.models import DataVersion, Issue, IssueEvent, Location, LotStock, Movement, SlaRule
+from data.models import (
+    DataVersion, Issue, IssueEvent, Location, LotStock, Movement, ProductionPlan, SlaRule,
+)
 
 BULK_VERSION = "bulk"
 # The column that says when a row was written, per table that incremental readers follow.
@@ -47,6 +49,13 @@ def upsert_rows(conn: Connection, model, rows: Sequence[Mapping]) -> None:
         return
     _upsert(conn, model, rows)
     bump_bulk_version(conn)
+
+
+def report_production(conn: Connection, shifts: Sequence[Mapping]) -> None:
+    """Live production figures (planned and actual per line and shift). Readers take the
+    plan by window on every refresh, so unlike a bulk write this makes none reload."""
+    if shifts:
+        _upsert(conn, ProductionPlan, shifts)
 
 
 def bump_bulk_version(conn: Connection) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, time, timedelta
 
 import numpy as np
@@ -111,6 +112,7 @@ class _Issues:
                 "resolve_limit": _limit_ns(frame["resolve_minutes"]),
                 "cancelled": (frame["status"] == "cancelled").to_numpy(),
                 "owner": frame["owner_department_code"].to_numpy(dtype=object),
+                "line": frame["line"].to_numpy(dtype=object),
                 "id": frame["id"].to_numpy(dtype=object),
             }
             rows = np.arange(len(frame))
@@ -174,27 +176,12 @@ def _board(open_now: _Issues, as_of: datetime) -> list[dict]:
         in zip(*columns, raised, acknowledged, ack_due, resolve_due)]
 
 
-def _ping_pong(week: _Issues, events: pd.DataFrame, at: int) -> np.ndarray:
-    """Per issue of the week: whether its holding departments, in the order of its events
-    at or before `at`, return to one it had left (kpis.ping_pong_issue_ids)."""
-    issue = pd.Index(week.id).get_indexer(events["issue_id"].to_numpy(dtype=object))
-    stamp = _ns(events["at"])
-    held = (issue >= 0) & (stamp <= at) & events["department_code"].notna().to_numpy()
-    department, _ = pd.factorize(events["department_code"].to_numpy(dtype=object)[held])
-    issue, stamp = issue[held], stamp[held]
-    order = np.lexsort((events["event_id"].to_numpy(dtype="int64")[held], stamp, issue))
-    issue, department = issue[order], department[order]
-    changes = np.ones(len(issue), dtype=bool)
-    changes[1:] = (issue[1:] != issue[:-1]) | (department[1:] != department[:-1])
-    issue, department = issue[changes], department[changes]
-    width = int(department.max()) + 1 if len(department) else 1
-    keys, counts = np.unique(issue.astype(np.int64) * width + department, return_counts=True)
-    returned = np.zeros(len(week), dtype=bool)
-    returned[keys[counts > 1] // width] = True
-    return returned
+def _ping_pong(week: _Issues, ping_pong_at: pd.Series, at: int) -> np.ndarray:
+    """Per issue of the week: whether it had gone back to a department it had left by `at`."""
+    return _ns(ping_pong_at.reindex(week.id)) <= at
 
 
-def _scoreboard(week: _Issues, events: pd.DataFrame, open_now: _Issues,
+def _scoreboard(week: _Issues, ping_pong_at: pd.Series, open_now: _Issues,
                 as_of: datetime, names: dict) -> tuple[list[dict], str | None]:
     """Per department: open and overdue now, and the week's response and ping-pong; each
     figure computed once for the week and then counted per department."""
@@ -210,7 +197,7 @@ def _scoreboard(week: _Issues, events: pd.DataFrame, open_now: _Issues,
     medians = pd.Series(week.response_minutes(at)).groupby(week.owner).median()
     raised = count(week.owner)
     met_counts, breached_counts = count(week.owner, met), count(week.owner, breached)
-    ping_pong = count(week.owner, _ping_pong(week, events, at))
+    ping_pong = count(week.owner, _ping_pong(week, ping_pong_at, at))
     open_counts = count(open_now.owner)
     overdue_counts = count(open_now.owner, open_now.overdue_mask(at))
     rows = []
@@ -245,13 +232,18 @@ def _daily_median_response(issues: _Issues, as_of: datetime, days: list) -> list
 @dataclass(frozen=True)
 class WallFrames:
     """What the overview is computed from: every issue it may count (the window's, and the
-    ones open now or a day ago), the events of the last week's issues, where the lots sit,
-    and the last shifts. Frames of the shapes data.queries returns, for every line."""
+    ones open now or a day ago), when each of the last week's issues first went back to a
+    department it had left, where the lots sit, and the last shifts. Frames of the shapes
+    data.queries returns, for every line; every scope of one refresh shares them."""
     names: dict
     issues: pd.DataFrame
-    events: pd.DataFrame
+    ping_pong_at: pd.Series
     lots: pd.DataFrame
     plan: pd.DataFrame
+
+    @cached_property
+    def issue_columns(self) -> "_Issues":
+        return _Issues(self.issues)
 
 
 # How far back the overview looks: the 30-day trend from the site's midnight, with a day spare.
@@ -263,12 +255,18 @@ PLAN_HORIZON = timedelta(hours=36)
 def load_frames(conn: Connection, as_of: datetime) -> WallFrames:
     """The overview's frames read in full from the database (the reference for the
     incremental reader in data/wall_state.py, which must give the same frames)."""
+    return load_frames_and_events(conn, as_of)[0]
+
+
+def load_frames_and_events(conn: Connection, as_of: datetime) -> tuple[WallFrames, pd.DataFrame]:
+    """The frames, and the events of the last week's issues they were derived from."""
     issues = queries.issues_in_play(conn, as_of - ISSUE_HORIZON, as_of - timedelta(days=1))
-    return WallFrames(
-        names=display_names(conn), issues=issues,
-        events=queries.events_of_issues_raised_since(conn, as_of - EVENT_HORIZON),
+    events = queries.events_of_issues_raised_since(conn, as_of - EVENT_HORIZON)
+    frames = WallFrames(
+        names=display_names(conn), issues=issues, ping_pong_at=kpis.ping_pong_since(events),
         lots=queries.lot_positions(conn, as_of),
         plan=queries.production_plan(conn, as_of - PLAN_HORIZON, as_of))
+    return frames, events
 
 
 def _on_line(frame: pd.DataFrame, line: str | None, lines: pd.Series | None = None) -> pd.DataFrame:
@@ -304,7 +302,9 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
     week_start = _epoch_ns(as_of - timedelta(days=7))
 
     names = frames.names
-    known = _Issues(_on_line(frames.issues, line))
+    known = frames.issue_columns
+    if line is not None:
+        known = known.where(known.line == line)
     counted = ~known.cancelled & (known.raised >= min(_epoch_ns(trend_start), week_start)) \
         & (known.raised < at)
     issues = known.where(counted)
@@ -330,7 +330,7 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
                             "yesterday": shift_attainment(plan, as_of - timedelta(days=1), as_of)},
     }
 
-    scoreboard, star = _scoreboard(week, frames.events, open_now, as_of, names)
+    scoreboard, star = _scoreboard(week, frames.ping_pong_at, open_now, as_of, names)
 
     stagnant = _stagnant_lots(lots, as_of).head(_MAX_ALERTS)
     board = _board(mine_open, as_of)

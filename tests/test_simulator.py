@@ -70,6 +70,16 @@ def test_steps_raise_hand_on_answer_resolve_and_move_material(plant):
     assert min(row.at for row in written["moves"]) > newest
 
 
+def test_live_writes_are_followed_not_reloaded(plant):
+    """The simulator writes as a live source: no step makes the wall's readers reload."""
+    with plant.connect() as conn:
+        before = store.bulk_version(conn)
+    done = run(plant, hours=1)
+    assert done["plan_rows"] > 0 and done["movements"] > 0
+    with plant.connect() as conn:
+        assert store.bulk_version(conn) == before
+
+
 def test_simulated_data_obeys_the_contract(plant):
     run(plant)
     with plant.connect() as conn:
