@@ -229,19 +229,21 @@ def run_bench(url: str, workload: str, *, rounds: int = 20, scale: float = 1.0,
         expected = bench.run("project", as_of)
         cold_start_ms = _ms_since(started)
         log(f"cold start (first snapshot, frames read in full): {cold_start_ms / 1000:.1f} s")
-        stride = {}
+        stride, warm_ms = {}, {}
         for variant in wanted:
             started = time.perf_counter()
             actual = bench.run(variant, as_of)
-            spent = time.perf_counter() - started
+            warm_ms[variant] = _ms_since(started)
             if variant != "project":
                 _check(variant, expected, actual, as_of)
-            stride[variant] = 1 if variant == "project" else max(1, math.ceil(spent * rounds / budget_s))
+            stride[variant] = 1 if variant == "project" else \
+                max(1, math.ceil(warm_ms[variant] / 1000 * rounds / budget_s))
         slow = {v: s for v, s in stride.items() if s > 1}
         if slow:
             log("over the time budget, run every n-th round: " + ", ".join(f"{v} {s}" for v, s in slow.items()))
 
-        samples = {v: [] for v in wanted}
+        # A variant too slow to run again within the budget keeps its warm-up run as its sample.
+        samples = {v: [warm_ms[v]] if stride[v] > rounds else [] for v in wanted}
         refresh: dict[str, list[float]] = {}
         tick_ms, tick_rows = [], []
         for number in range(rounds):
@@ -256,7 +258,7 @@ def run_bench(url: str, workload: str, *, rounds: int = 20, scale: float = 1.0,
             order = list(wanted[number % len(wanted):] + wanted[:number % len(wanted)])
             results = {}
             for variant in order:
-                if variant != "project" and number % stride[variant]:
+                if variant != "project" and (number % stride[variant] or stride[variant] > rounds):
                     continue
                 started = time.perf_counter()
                 results[variant] = bench.run(variant, as_of)

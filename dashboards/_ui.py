@@ -222,16 +222,21 @@ def align_refresh(prefix: str) -> None:
     )
 
 
-def changed(sent: dict, name: str, rendered) -> bool:
-    """Whether a panel differs from what this screen was last sent; records it if so.
+def rendered(value) -> dict:
+    """A panel as sent to screens (plain JSON, the same for every screen of a scope and
+    language, so it can be rendered once and cached) with the digest screens compare.
 
     Compared as rendered, so a figure that moves without changing on screen (a dwell of
     45.2 then 45.3 hours, both shown as 45 h) sends nothing."""
-    digest = hashlib.sha1(json.dumps(rendered, cls=PlotlyJSONEncoder, sort_keys=True)
-                          .encode()).hexdigest()[:16]
-    if sent.get(name) == digest:
+    text = json.dumps(value, cls=PlotlyJSONEncoder, sort_keys=True)
+    return {"value": json.loads(text), "digest": hashlib.sha1(text.encode()).hexdigest()[:16]}
+
+
+def changed(sent: dict, name: str, part: dict) -> bool:
+    """Whether a rendered part differs from what this screen was last sent; records it if so."""
+    if sent.get(name) == part["digest"]:
         return False
-    sent[name] = digest
+    sent[name] = part["digest"]
     return True
 
 

@@ -105,9 +105,10 @@ def refresh(_n, scope, sent, status):
         log.warning("material refresh failed: data source unavailable", exc_info=True)
         return (no_update,) * 5 + (_ui.status_down(status),)
     sent = dict(sent or {})
-    panels = [_tiles(snapshot, lang), _stagnant(snapshot, lang), _shortages(snapshot, lang),
-              _stage_data(snapshot, lang)]
-    out = [panel if _ui.changed(sent, str(i), panel) else no_update for i, panel in enumerate(panels)]
+    panels = [_ui.rendered(panel) for panel in (_tiles(snapshot, lang), _stagnant(snapshot, lang),
+                                                _shortages(snapshot, lang), _stage_data(snapshot, lang))]
+    out = [panel["value"] if _ui.changed(sent, str(i), panel) else no_update
+           for i, panel in enumerate(panels)]
     return (*out, sent, _ui.status_ok(snapshot))
 
 

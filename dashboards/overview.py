@@ -166,32 +166,42 @@ def _trend(snapshot: dict, lang: str, goal_min: float) -> dict:
     prevent_initial_call="initial_duplicate",
 )
 def refresh(_n, scope, sent, status):
-    """Read the shared snapshot and send only the panels whose content changed."""
-    lang = scope["lang"]
+    """Read the shared snapshot and send only the parts whose content changed."""
+    database_url = current_app.config["FLOORLINK_DATABASE_URL"]
     try:
-        snapshot = screens.overview_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
-                                            department=scope["dept"], line=scope["line"])
+        snapshot = screens.overview_for_screen(database_url, department=scope["dept"],
+                                               line=scope["line"])
     except screens.SourceUnavailable:
         log.warning("wall refresh failed: data source unavailable", exc_info=True)
         return (no_update,) * 7 + (_ui.status_down(status),)
-
-    goal = snapshot["goal_min"]
+    view = screens.view_for_screen("overview", database_url, snapshot,
+                                   lambda s: _render(s, scope["lang"]), **scope)
     sent = dict(sent or {})
     tiles = Patch()
     tiles_changed = False
     for i, name in enumerate(TILES):
-        children, class_name = _tile_children(name, snapshot["tiles"][name], lang, goal)
-        if _ui.changed(sent, f"tile:{name}", [children, class_name]):
-            tiles[i]["props"]["children"] = children
-            tiles[i]["props"]["className"] = class_name
+        tile = view["tiles"][name]
+        if _ui.changed(sent, f"tile:{name}", tile):
+            tiles[i]["props"]["children"] = tile["value"]["children"]
+            tiles[i]["props"]["className"] = tile["value"]["className"]
             tiles_changed = True
+    out = {name: part["value"] if _ui.changed(sent, name, part) else no_update
+           for name, part in view["panels"].items()}
+    return (tiles if tiles_changed else no_update, out["board"], out["scoreboard"], out["star"],
+            out["material"], out["trend"], sent, _ui.status_ok(snapshot))
+
+
+def _render(snapshot: dict, lang: str) -> dict:
+    """Every part of the page for one language, as the screens are sent it."""
+    goal = snapshot["goal_min"]
+    tiles = {}
+    for name in TILES:
+        children, class_name = _tile_children(name, snapshot["tiles"][name], lang, goal)
+        tiles[name] = _ui.rendered({"children": children, "className": class_name})
     panels = {"board": _ui.board_data(snapshot, lang), "scoreboard": _scoreboard(snapshot, lang),
               "star": _star(snapshot, lang), "material": _material(snapshot, lang),
               "trend": _trend(snapshot, lang, goal)}
-    out = {name: panel if _ui.changed(sent, name, panel) else no_update
-           for name, panel in panels.items()}
-    return (tiles if tiles_changed else no_update, out["board"], out["scoreboard"], out["star"],
-            out["material"], out["trend"], sent, _ui.status_ok(snapshot))
+    return {"tiles": tiles, "panels": {name: _ui.rendered(panel) for name, panel in panels.items()}}
 
 
 _ui.board_ticker("overview")

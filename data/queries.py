@@ -68,7 +68,8 @@ def _column(values, kind: str):
         return np.array(values, dtype="float64")
     if kind == "int":
         return np.array(values, dtype="int64")
-    return np.array(values, dtype=object) if len(values) else pd.array([], dtype="str")
+    # Text stays object: pandas would otherwise infer its string type, value by value.
+    return pd.Series(values, dtype=object) if len(values) else pd.array([], dtype="str")
 
 
 def _frame(conn: Connection, stmt, columns: dict[str, str],
@@ -329,12 +330,12 @@ LOCATION_COLUMNS = {"code": "str", "name": "str", "kind": "str", "line": "str",
 
 
 def issues_in_play(conn: Connection, raised_since: datetime, resolved_since: datetime) -> pd.DataFrame:
-    """Every issue a screen may count: raised since `raised_since`, still unresolved, or
-    resolved since `resolved_since`, whatever their status. Three disjoint halves, each on
-    an index."""
+    """Every issue a screen may count: raised since `raised_since` whatever their status,
+    and older ones still open or resolved since `resolved_since` (an older cancelled issue
+    counts nowhere). Three disjoint parts, each on an index."""
     recent = _issues().where(Issue.raised_at >= raised_since)
     older = _issues().where(Issue.raised_at < raised_since)
-    stmt = union_all(recent, older.where(Issue.resolved_at.is_(None)),
+    stmt = union_all(recent, older.where(Issue.resolved_at.is_(None), Issue.status != "cancelled"),
                      older.where(Issue.resolved_at >= resolved_since))
     return _frame(conn, stmt, ISSUE_COLUMNS, ["raised_at", "id"])
 

@@ -67,6 +67,14 @@ def material_for_screen(database_url: str, *, line: str | None = None) -> dict:
     return _for_screen("material", database_url, compute, line=line)
 
 
+def view_for_screen(view: str, database_url: str, snapshot: dict,
+                    render: Callable[[dict], dict], **scope) -> dict:
+    """A page's parts rendered from `snapshot` for one scope and language: once per interval
+    for every screen that shows them, so a screen's refresh only compares digests."""
+    key = cache.cache_key("view", view, database_url, sorted(scope.items()), snapshot["as_of_ms"])
+    return cache.cached(key, lambda: render(snapshot), timeout_s=2 * settings.get_int("REFRESH_S"))
+
+
 def names_for_screen(database_url: str) -> dict:
     """Display names for screen headers; a missing database leaves codes on screen."""
     return cache.cached(cache.cache_key("names", database_url),

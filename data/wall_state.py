@@ -182,8 +182,9 @@ class WallState:
         self._forgot_at = as_of
         at = kpis.instant(as_of)
         issues = self._issues
-        stale = (issues["raised_at"] < at - wall.ISSUE_HORIZON) & issues["resolved_at"].notna() \
-            & (issues["resolved_at"] < at - timedelta(days=1))
+        done = (issues["resolved_at"].notna() & (issues["resolved_at"] < at - timedelta(days=1))) \
+            | (issues["status"] == "cancelled")
+        stale = (issues["raised_at"] < at - wall.ISSUE_HORIZON) & done
         self._issues = issues[~stale]
         recent = self._issues.index[self._issues["raised_at"] >= at - wall.EVENT_HORIZON]
         self._events = self._events[self._events["issue_id"].isin(recent)]
