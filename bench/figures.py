@@ -76,32 +76,28 @@ def minutes(later_us, earlier_us):
     return elapsed_ns.astype(np.float64) / float(MINUTE_NS)
 
 
-def _known(values) -> np.ndarray:
+def _middle(values, *, average: bool) -> float | None:
+    """The median of the known values: the mean of the two middle ones (`average`), or
+    numpy's linear interpolation between them."""
     values = np.sort(np.asarray(values, dtype=np.float64))
-    return values[~np.isnan(values)]
-
-
-def quantile_median(values) -> float | None:
-    """pandas' Series.quantile(0.5): linear interpolation, numpy's formula."""
-    values = _known(values)
+    values = values[~np.isnan(values)]
     n = len(values)
     if n == 0:
         return None
     if n % 2:
         return float(values[n // 2])
     low, high = values[n // 2 - 1], values[n // 2]
-    return float(high - (high - low) * 0.5)
+    return float((low + high) / 2) if average else float(high - (high - low) * 0.5)
+
+
+def quantile_median(values) -> float | None:
+    """pandas' Series.quantile(0.5): linear interpolation, numpy's formula."""
+    return _middle(values, average=False)
 
 
 def groupby_median(values) -> float | None:
     """pandas' groupby median: the mean of the two middle values."""
-    values = _known(values)
-    n = len(values)
-    if n == 0:
-        return None
-    if n % 2:
-        return float(values[n // 2])
-    return float((values[n // 2 - 1] + values[n // 2]) / 2)
+    return _middle(values, average=True)
 
 
 def ms(us: int) -> int:
