@@ -240,9 +240,10 @@ def changed(sent: dict, name: str, part: dict) -> bool:
     return True
 
 
-def status_ok(snapshot: dict) -> dict:
-    """The shell's freshness record after a good refresh, with the server's clock."""
-    return {"state": "ok", "last_good_ms": snapshot["as_of_ms"], "build_id": BUILD_ID,
+def status_ok(shown: dict) -> dict:
+    """The shell's freshness record after a good refresh (of a snapshot or a view, by the
+    instant of its data), with the server's clock."""
+    return {"state": "ok", "last_good_ms": shown["as_of_ms"], "build_id": BUILD_ID,
             "server_ms": int(time.time() * 1000)}
 
 

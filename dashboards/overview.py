@@ -169,13 +169,14 @@ def refresh(_n, scope, sent, status):
     """Read the shared snapshot and send only the parts whose content changed."""
     database_url = current_app.config["FLOORLINK_DATABASE_URL"]
     try:
-        snapshot = screens.overview_for_screen(database_url, department=scope["dept"],
-                                               line=scope["line"])
+        view = screens.view_for_screen(
+            "overview", database_url,
+            lambda: screens.overview_for_screen(database_url, department=scope["dept"],
+                                                line=scope["line"]),
+            lambda snapshot: _render(snapshot, scope["lang"]), **scope)
     except screens.SourceUnavailable:
         log.warning("wall refresh failed: data source unavailable", exc_info=True)
         return (no_update,) * 7 + (_ui.status_down(status),)
-    view = screens.view_for_screen("overview", database_url, snapshot,
-                                   lambda s: _render(s, scope["lang"]), **scope)
     sent = dict(sent or {})
     tiles = Patch()
     tiles_changed = False
@@ -188,7 +189,7 @@ def refresh(_n, scope, sent, status):
     out = {name: part["value"] if _ui.changed(sent, name, part) else no_update
            for name, part in view["panels"].items()}
     return (tiles if tiles_changed else no_update, out["board"], out["scoreboard"], out["star"],
-            out["material"], out["trend"], sent, _ui.status_ok(snapshot))
+            out["material"], out["trend"], sent, _ui.status_ok(view))
 
 
 def _render(snapshot: dict, lang: str) -> dict:

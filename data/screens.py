@@ -67,12 +67,20 @@ def material_for_screen(database_url: str, *, line: str | None = None) -> dict:
     return _for_screen("material", database_url, compute, line=line)
 
 
-def view_for_screen(view: str, database_url: str, snapshot: dict,
+def view_for_screen(view: str, database_url: str, snapshot: Callable[[], dict],
                     render: Callable[[dict], dict], **scope) -> dict:
-    """A page's parts rendered from `snapshot` for one scope and language: once per interval
-    for every screen that shows them, so a screen's refresh only compares digests."""
-    key = cache.cache_key("view", view, database_url, sorted(scope.items()), snapshot["as_of_ms"])
-    return cache.cached(key, lambda: render(snapshot), timeout_s=2 * settings.get_int("REFRESH_S"))
+    """A page's parts rendered from its snapshot for one scope and language, once per
+    interval for every screen that shows them: a screen's refresh reads this one entry and
+    compares digests. The view carries the instant of its data as `as_of_ms`."""
+    refresh_s = settings.get_int("REFRESH_S")
+    as_of = snapshot_instant(timezones.utc_now(), refresh_s)
+    key = cache.cache_key("view", view, database_url, sorted(scope.items()), as_of.timestamp())
+
+    def rendered() -> dict:
+        data = snapshot()
+        return {**render(data), "as_of_ms": data["as_of_ms"]}
+
+    return cache.cached(key, rendered, timeout_s=2 * refresh_s)
 
 
 def names_for_screen(database_url: str) -> dict:
