@@ -166,7 +166,7 @@ def _trend(snapshot: dict, lang: str, goal_min: float) -> dict:
     prevent_initial_call="initial_duplicate",
 )
 def refresh(_n, scope, sent, status):
-    """Read the shared snapshot and send only the parts whose content changed."""
+    """Read the shared view of this scope and language; send only the parts that changed."""
     database_url = current_app.config["FLOORLINK_DATABASE_URL"]
     try:
         view = screens.view_for_screen(

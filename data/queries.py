@@ -187,15 +187,17 @@ def _located(stmt: Select, flows, kinds: Iterable[str] | None, line: str | None)
     return stmt
 
 
-def moved_balances(as_of: datetime | None = None, lots=None) -> Select:
-    """Balance per lot, material and stock location summed over the movements (those at or
-    before `as_of`, of `lots`), with the last time the lot moved in: what lot_stock keeps."""
+def moved_balances(as_of: datetime | None = None, lots=None,
+                   kinds: Iterable[str] | None = STOCK_KINDS) -> Select:
+    """Balance per lot, material and location (of `kinds`; None: every location) summed
+    over the movements (those at or before `as_of`, of `lots`), non-zero only, with the last
+    time the lot moved in. At the stock locations this is what lot_stock keeps."""
     flows = _flows(as_of, lots)
     qty = func.sum(flows.c.qty)
     stmt = _located(select(flows.c.lot, flows.c.material_code, flows.c.location_code,
                            qty.label("qty"),
                            type_coerce(func.max(flows.c.in_at), UtcDateTime).label("last_in_at"))
-                    .select_from(flows), flows, STOCK_KINDS, None)
+                    .select_from(flows), flows, kinds, None)
     return (stmt.group_by(flows.c.lot, flows.c.material_code, flows.c.location_code)
             .having(func.abs(qty) > QTY_EPSILON))
 
@@ -206,13 +208,7 @@ def _balances(as_of: datetime, kinds: Iterable[str] | None):
     moves for a lot that has (moves booked ahead, or an as_of in the past). Any other kind
     of location (suppliers, customers, consumption) is summed over the whole history."""
     if kinds is None or not set(kinds) <= set(STOCK_KINDS):
-        flows = _flows(as_of)
-        qty = func.sum(flows.c.qty)
-        return (select(flows.c.lot, flows.c.material_code, flows.c.location_code,
-                       qty.label("qty"),
-                       type_coerce(func.max(flows.c.in_at), UtcDateTime).label("last_in_at"))
-                .group_by(flows.c.lot, flows.c.material_code, flows.c.location_code)
-                .subquery("balances"))
+        return moved_balances(as_of, kinds=kinds).subquery("balances")
     moved_since = select(Movement.lot).where(Movement.at > as_of)
     kept = (select(LotStock.lot, LotStock.material_code, LotStock.location_code, LotStock.qty,
                    LotStock.last_in_at)

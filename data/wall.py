@@ -157,12 +157,13 @@ class _Issues:
 
 
 def _board(open_now: _Issues, as_of: datetime) -> list[dict]:
+    """The open issues by when they were raised, with their absolute deadlines."""
     at = _epoch_ns(as_of)
-    board = open_now.frame.iloc[open_now.rows].sort_values(["raised_at", "id"])
-    raised, acknowledged = _ns(board["raised_at"]), _ns(board["acknowledged_at"])
-    ack_due = raised + _limit_ns(board["ack_minutes"])
-    resolve_due = raised + _limit_ns(board["resolve_minutes"])
-    columns = [board[c].to_numpy(dtype=object) for c in
+    order = np.lexsort((open_now.id, open_now.raised))
+    raised, acknowledged = open_now.raised[order], open_now.acknowledged[order]
+    ack_due, resolve_due = raised + open_now.ack_limit[order], raised + open_now.resolve_limit[order]
+    text = open_now.frame.iloc[open_now.rows[order]]
+    columns = [text[c].to_numpy(dtype=object) for c in
                ("id", "severity", "issue_type", "title", "location_code", "line",
                 "owner_department_code")]
     return [{
