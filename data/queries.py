@@ -46,7 +46,12 @@ PLAN_COLUMNS = {"line": "str", "shift_start": "instant", "shift_end": "instant",
 
 
 def utc_instants(values) -> pd.Series:
-    """Instants as datetime64[ns, UTC], whether they came as datetimes or as SQLite text."""
+    """Instants as datetime64[ns, UTC], whether they came as naive UTC datetimes
+    (PostgreSQL, converted by numpy at once) or as SQLite text."""
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, datetime) and first.tzinfo is None:
+        naive = pd.Series(np.array(values, dtype="datetime64[us]").astype("datetime64[ns]"))
+        return naive.dt.tz_localize("UTC")
     return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601") \
         .astype("datetime64[ns, UTC]")
 
@@ -336,44 +341,50 @@ def issues_in_play(conn: Connection, raised_since: datetime, resolved_since: dat
     return _frame(conn, stmt, ISSUE_COLUMNS, ["raised_at", "id"])
 
 
-# What was written after a watermark: the keys of every row in the overlap (narrow, so the
-# minutes a watermark re-reads cost little), the rows written since the last read in full,
-# and by key the rare row that committed late into the overlap. An issue's key is its id
-# with the raw stamp of its last write, so a changed issue is a new key.
+# What was written after a watermark: the rows written since the last read in full; how
+# many rows the overlap before it holds (a count, so the minutes a watermark re-reads cost
+# little); and, only when that count differs from the rows already read, the overlap's keys
+# and by key the rare row that committed late into it. Followed rows come in no order.
 WRITTEN_KEYS_PER_READ = 5_000
+FOLLOWED_EVENT_COLUMNS = {**EVENT_COLUMNS, "issue_raised_at": "instant", "recorded_at": "instant"}
 
 
-def issue_versions_written_since(conn: Connection, since: datetime) -> set[tuple]:
-    """(id, stamp) of the issues written (raised or changed) after `since`, writers' clock."""
-    stmt = select(Issue.id, type_coerce(Issue.updated_at, String)).where(Issue.updated_at > since)
-    return set(map(tuple, conn.execute(stmt).all()))
+def recorded_counts(conn: Connection, since: datetime, until: datetime) -> tuple[int, int]:
+    """How many events and movements were recorded in (since, until], writers' clock."""
+    def count(model) -> Select:
+        return select(func.count()).select_from(model).where(
+            model.recorded_at > since, model.recorded_at <= until).scalar_subquery()
+
+    events, movements = conn.execute(select(count(IssueEvent), count(Movement))).one()
+    return int(events), int(movements)
 
 
-def event_ids_recorded_since(conn: Connection, since: datetime) -> set[int]:
-    return set(conn.execute(select(IssueEvent.id).where(IssueEvent.recorded_at > since)).scalars().all())
+def event_keys_recorded_since(conn: Connection, since: datetime) -> pd.DataFrame:
+    stmt = select(IssueEvent.id.label("key"), IssueEvent.recorded_at).where(IssueEvent.recorded_at > since)
+    return _frame(conn, stmt, {"key": "int", "recorded_at": "instant"})
 
 
-def movement_ids_recorded_since(conn: Connection, since: datetime) -> set[str]:
-    return set(conn.execute(select(Movement.id).where(Movement.recorded_at > since)).scalars().all())
+def movement_keys_recorded_since(conn: Connection, since: datetime) -> pd.DataFrame:
+    stmt = select(Movement.id.label("key"), Movement.recorded_at).where(Movement.recorded_at > since)
+    return _frame(conn, stmt, {"key": "str", "recorded_at": "instant"})
 
 
 def issues_written_since(conn: Connection, since: datetime) -> pd.DataFrame:
     """Issues written (raised or changed) after `since`, by the writers' clock."""
-    return _frame(conn, _issues().where(Issue.updated_at > since), ISSUE_COLUMNS, ["raised_at", "id"])
+    return _frame(conn, _issues().where(Issue.updated_at > since), ISSUE_COLUMNS)
 
 
-def _by_keys(conn: Connection, stmt: Select, key, keys, columns: dict[str, str],
-             order_by: Sequence[str]) -> pd.DataFrame:
+def _by_keys(conn: Connection, stmt: Select, key, keys, columns: dict[str, str]) -> pd.DataFrame:
     keys = sorted(keys)
     parts = [_frame(conn, stmt.where(key.in_(keys[i:i + WRITTEN_KEYS_PER_READ])), columns)
              for i in range(0, len(keys), WRITTEN_KEYS_PER_READ)]
     if not parts:
         return _frame(conn, stmt.where(key.in_([])), columns)
-    return pd.concat(parts).sort_values(list(order_by), ignore_index=True)
+    return pd.concat(parts, ignore_index=True)
 
 
 def issues_by_id(conn: Connection, ids) -> pd.DataFrame:
-    return _by_keys(conn, _issues(), Issue.id, ids, ISSUE_COLUMNS, ["raised_at", "id"])
+    return _by_keys(conn, _issues(), Issue.id, ids, ISSUE_COLUMNS)
 
 
 def _events_of_recent_issues(raised_since: datetime) -> Select:
@@ -388,16 +399,21 @@ def events_of_issues_raised_since(conn: Connection, raised_since: datetime) -> p
                   ["issue_id", "at", "event_id"])
 
 
-def events_written_since(conn: Connection, since: datetime, raised_since: datetime) -> pd.DataFrame:
-    """Events recorded after `since` of the issues raised since `raised_since`."""
-    stmt = _events_of_recent_issues(raised_since).where(IssueEvent.recorded_at > since)
-    return _frame(conn, stmt, EVENT_COLUMNS, ["issue_id", "at", "event_id"])
+def _followed_events() -> Select:
+    return (select(IssueEvent.issue_id, IssueEvent.id.label("event_id"), IssueEvent.at,
+                   IssueEvent.kind, IssueEvent.department_code,
+                   Issue.raised_at.label("issue_raised_at"), IssueEvent.recorded_at)
+            .join(Issue, Issue.id == IssueEvent.issue_id))
 
 
-def events_by_id(conn: Connection, ids, raised_since: datetime) -> pd.DataFrame:
-    """The events of `ids` that belong to issues raised since `raised_since`."""
-    return _by_keys(conn, _events_of_recent_issues(raised_since), IssueEvent.id, ids,
-                    EVENT_COLUMNS, ["issue_id", "at", "event_id"])
+def events_recorded_since(conn: Connection, since: datetime) -> pd.DataFrame:
+    """Events recorded after `since`, with when their issue was raised."""
+    stmt = _followed_events().where(IssueEvent.recorded_at > since)
+    return _frame(conn, stmt, FOLLOWED_EVENT_COLUMNS)
+
+
+def events_by_id(conn: Connection, ids) -> pd.DataFrame:
+    return _by_keys(conn, _followed_events(), IssueEvent.id, ids, FOLLOWED_EVENT_COLUMNS)
 
 
 def _movements() -> Select:
@@ -406,12 +422,11 @@ def _movements() -> Select:
 
 
 def movements_written_since(conn: Connection, since: datetime) -> pd.DataFrame:
-    return _frame(conn, _movements().where(Movement.recorded_at > since), MOVEMENT_COLUMNS,
-                  ["at", "id"])
+    return _frame(conn, _movements().where(Movement.recorded_at > since), MOVEMENT_COLUMNS)
 
 
 def movements_by_id(conn: Connection, ids) -> pd.DataFrame:
-    return _by_keys(conn, _movements(), Movement.id, ids, MOVEMENT_COLUMNS, ["at", "id"])
+    return _by_keys(conn, _movements(), Movement.id, ids, MOVEMENT_COLUMNS)
 
 
 def movements_after(conn: Connection, as_of: datetime) -> pd.DataFrame:

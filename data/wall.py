@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime, time, timedelta
 
 import numpy as np
@@ -64,7 +63,7 @@ NEVER_NS = np.iinfo(np.int64).max
 MINUTE_NS = 60_000_000_000
 
 
-def _ns(instants: pd.Series) -> np.ndarray:
+def ns(instants: pd.Series) -> np.ndarray:
     """Instants as int64 nanoseconds since the epoch, NEVER_NS where there is none (a step
     not taken yet), so `stamp <= at` reads "had happened by at"."""
     ns = instants.array.as_unit("ns").asi8
@@ -77,7 +76,7 @@ def _limit_ns(minutes: pd.Series) -> np.ndarray:
     return np.where(limit.isna().to_numpy(), NEVER_NS, limit.array.as_unit("ns").asi8)
 
 
-def _epoch_ns(instant: datetime) -> int:
+def epoch_ns(instant: datetime) -> int:
     return int(kpis.instant(instant).as_unit("ns").value)
 
 
@@ -85,8 +84,8 @@ def shift_attainment(plan: pd.DataFrame, during: datetime, as_of: datetime) -> f
     """Attainment of the shifts running at `during`, as known at as_of: actual / planned for
     a shift that has ended, actual so far / the plan's share of the elapsed time for one
     still running (a shift half done with half its plan made is on plan)."""
-    at, moment = _epoch_ns(as_of), _epoch_ns(during)
-    start, end = _ns(plan["shift_start"]), _ns(plan["shift_end"])
+    at, moment = epoch_ns(as_of), epoch_ns(during)
+    start, end = ns(plan["shift_start"]), ns(plan["shift_end"])
     actual = plan["actual_qty"].to_numpy(dtype="float64")
     running = (start <= moment) & (end > moment) & ~np.isnan(actual)
     if not running.any():
@@ -97,34 +96,55 @@ def shift_attainment(plan: pd.DataFrame, during: datetime, as_of: datetime) -> f
     return float(actual[running].sum()) / due if due > 0 else None
 
 
-class _Issues:
-    """The columns of an issue frame that the overview counts with, as numpy arrays, and
-    the figures of contract section 2 over them (the same rules as data.kpis, vectorised for
-    a refresh that must take milliseconds). Selections keep positions into the frame."""
+def issue_columns(frame: pd.DataFrame, departments: list[str],
+                  ping_pong_at: pd.Series | None = None) -> dict[str, np.ndarray]:
+    """An issue frame (queries.ISSUE_COLUMNS) as the numpy columns the overview counts with:
+    instants and limits as nanoseconds, the owner also as its position in `departments`,
+    and when each issue first went back to a department it had left (NEVER_NS if not)."""
+    text = lambda name: frame[name].to_numpy(dtype=object)  # noqa: E731 - five alike
+    return {
+        "id": text("id"), "raised": ns(frame["raised_at"]),
+        "acknowledged": ns(frame["acknowledged_at"]), "resolved": ns(frame["resolved_at"]),
+        "ack_limit": _limit_ns(frame["ack_minutes"]), "resolve_limit": _limit_ns(frame["resolve_minutes"]),
+        "cancelled": (frame["status"] == "cancelled").to_numpy(dtype=bool),
+        "owner": text("owner_department_code"),
+        "department": pd.Categorical(frame["owner_department_code"], categories=departments)
+        .codes.astype(np.int64),
+        "line": text("line"), "issue_type": text("issue_type"), "severity": text("severity"),
+        "title": text("title"), "location_code": text("location_code"),
+        "ping_pong": np.full(len(frame), NEVER_NS, dtype=np.int64) if ping_pong_at is None
+        else ns(ping_pong_at.reindex(frame["id"].to_numpy(dtype=object))),
+    }
 
-    def __init__(self, frame: pd.DataFrame, rows: np.ndarray | None = None,
-                 columns: dict | None = None):
-        self.frame = frame
-        if columns is None:
-            columns = {
-                "raised": _ns(frame["raised_at"]), "acknowledged": _ns(frame["acknowledged_at"]),
-                "resolved": _ns(frame["resolved_at"]), "ack_limit": _limit_ns(frame["ack_minutes"]),
-                "resolve_limit": _limit_ns(frame["resolve_minutes"]),
-                "cancelled": (frame["status"] == "cancelled").to_numpy(),
-                "owner": frame["owner_department_code"].to_numpy(dtype=object),
-                "line": frame["line"].to_numpy(dtype=object),
-                "id": frame["id"].to_numpy(dtype=object),
-            }
-            rows = np.arange(len(frame))
-        self.rows, self.columns = rows, columns
-        for name, values in columns.items():
-            setattr(self, name, values)
+
+class IssueColumns:
+    """Issues as numpy columns (see `issue_columns`), and the figures of contract section 2
+    over them: the same rules as data.kpis, vectorised for a refresh that must take
+    milliseconds. A selection keeps row numbers into the shared columns and takes a column
+    only when it is first read."""
+
+    def __init__(self, columns: dict[str, np.ndarray], rows: np.ndarray | None = None):
+        self._columns = columns
+        self._rows = rows
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        columns = self.__dict__["_columns"]
+        if name not in columns:
+            raise AttributeError(name)
+        rows = self.__dict__["_rows"]
+        values = columns[name] if rows is None else columns[name][rows]
+        self.__dict__[name] = values
+        return values
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self._columns["id"]) if self._rows is None else len(self._rows)
 
-    def where(self, mask: np.ndarray) -> "_Issues":
-        return _Issues(self.frame, self.rows[mask], {k: v[mask] for k, v in self.columns.items()})
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self._columns}
+
+    def where(self, mask: np.ndarray) -> "IssueColumns":
+        rows = np.flatnonzero(mask) if self._rows is None else self._rows[mask]
+        return IssueColumns(self._columns, rows)
 
     def open_mask(self, at: int) -> np.ndarray:
         return (self.raised <= at) & (self.resolved > at) & ~self.cancelled
@@ -156,16 +176,14 @@ class _Issues:
                 "resolution_rate": float((self.resolved <= at).sum() / len(self)) if len(self) else None}
 
 
-def _board(open_now: _Issues, as_of: datetime) -> list[dict]:
+def _board(open_now: IssueColumns, as_of: datetime) -> list[dict]:
     """The open issues by when they were raised, with their absolute deadlines."""
-    at = _epoch_ns(as_of)
+    at = epoch_ns(as_of)
     order = np.lexsort((open_now.id, open_now.raised))
     raised, acknowledged = open_now.raised[order], open_now.acknowledged[order]
     ack_due, resolve_due = raised + open_now.ack_limit[order], raised + open_now.resolve_limit[order]
-    text = open_now.frame.iloc[open_now.rows[order]]
-    columns = [text[c].to_numpy(dtype=object) for c in
-               ("id", "severity", "issue_type", "title", "location_code", "line",
-                "owner_department_code")]
+    columns = [getattr(open_now, c)[order] for c in
+               ("id", "severity", "issue_type", "title", "location_code", "line", "owner")]
     return [{
         "id": issue_id, "severity": severity, "issue_type": issue_type, "title": title,
         "location_code": None if pd.isna(location) else location,
@@ -177,37 +195,31 @@ def _board(open_now: _Issues, as_of: datetime) -> list[dict]:
         in zip(*columns, raised, acknowledged, ack_due, resolve_due)]
 
 
-def _ping_pong(week: _Issues, ping_pong_at: pd.Series, at: int) -> np.ndarray:
-    """Per issue of the week: whether it had gone back to a department it had left by `at`."""
-    return _ns(ping_pong_at.reindex(week.id)) <= at
-
-
-def _scoreboard(week: _Issues, ping_pong_at: pd.Series, open_now: _Issues,
-                as_of: datetime, names: dict) -> tuple[list[dict], str | None]:
+def _scoreboard(week: IssueColumns, open_now: IssueColumns, as_of: datetime,
+                names: dict) -> tuple[list[dict], str | None]:
     """Per department: open and overdue now, and the week's response and ping-pong; each
     figure computed once for the week and then counted per department."""
-    at = _epoch_ns(as_of)
+    at = epoch_ns(as_of)
     codes = list(names["departments"])
 
-    def count(owners: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        chosen = owners if mask is None else owners[mask]
-        index = pd.Categorical(chosen, categories=codes).codes
-        return np.bincount(index[index >= 0], minlength=len(codes))
+    def count(issues: IssueColumns, mask: np.ndarray | None = None) -> np.ndarray:
+        chosen = issues.department if mask is None else issues.department[mask]
+        return np.bincount(chosen[chosen >= 0], minlength=len(codes))
 
     met, breached = week.response_outcomes(at)
-    medians = pd.Series(week.response_minutes(at)).groupby(week.owner).median()
-    raised = count(week.owner)
-    met_counts, breached_counts = count(week.owner, met), count(week.owner, breached)
-    ping_pong = count(week.owner, _ping_pong(week, ping_pong_at, at))
-    open_counts = count(open_now.owner)
-    overdue_counts = count(open_now.owner, open_now.overdue_mask(at))
+    medians = pd.Series(week.response_minutes(at)).groupby(week.department).median()
+    raised = count(week)
+    met_counts, breached_counts = count(week, met), count(week, breached)
+    ping_pong = count(week, week.ping_pong <= at)
+    open_counts = count(open_now)
+    overdue_counts = count(open_now, open_now.overdue_mask(at))
     rows = []
     for n, code in enumerate(codes):
         decided = int(met_counts[n]) + int(breached_counts[n])
         rows.append({"department_code": code, **names["departments"][code],
                      "raised": int(raised[n]), "open": int(open_counts[n]),
                      "overdue": int(overdue_counts[n]),
-                     "median_response_min": _none_if_nan(medians.get(code)),
+                     "median_response_min": _none_if_nan(medians.get(n)),
                      "response_sla_compliance": int(met_counts[n]) / decided if decided else None,
                      "ping_pong": int(ping_pong[n])})
     contenders = [r for r in rows if r["raised"] >= STAR_MIN_ISSUES
@@ -221,30 +233,25 @@ def _scoreboard(week: _Issues, ping_pong_at: pd.Series, open_now: _Issues,
     return rows, star
 
 
-def _daily_median_response(issues: _Issues, as_of: datetime, days: list) -> list:
+def _daily_median_response(issues: IssueColumns, as_of: datetime, days: list) -> list:
     """The median response of the issues raised on each site-local day of `days`."""
     tz = timezones.site_zone()
-    starts = [_epoch_ns(datetime.combine(day, time(), tzinfo=tz)) for day in days]
+    starts = [epoch_ns(datetime.combine(day, time(), tzinfo=tz)) for day in days]
     day = np.searchsorted(np.asarray(starts, dtype=np.int64), issues.raised, side="right") - 1
-    medians = pd.Series(issues.response_minutes(_epoch_ns(as_of))).groupby(day).median()
+    medians = pd.Series(issues.response_minutes(epoch_ns(as_of))).groupby(day).median()
     return [_none_if_nan(medians.get(n)) for n in range(len(days))]
 
 
 @dataclass(frozen=True)
 class WallFrames:
     """What the overview is computed from: every issue it may count (the window's, and the
-    ones open now or a day ago), when each of the last week's issues first went back to a
-    department it had left, where the lots sit, and the last shifts. Frames of the shapes
-    data.queries returns, for every line; every scope of one refresh shares them."""
+    ones open now or a day ago) as columns, where the lots sit (queries.LOT_COLUMNS), and
+    the last shifts (queries.PLAN_COLUMNS), for every line; every scope of one refresh
+    shares them."""
     names: dict
-    issues: pd.DataFrame
-    ping_pong_at: pd.Series
+    issues: IssueColumns
     lots: pd.DataFrame
     plan: pd.DataFrame
-
-    @cached_property
-    def issue_columns(self) -> "_Issues":
-        return _Issues(self.issues)
 
 
 # How far back the overview looks: the 30-day trend from the site's midnight, with a day spare.
@@ -263,9 +270,10 @@ def load_frames_and_events(conn: Connection, as_of: datetime) -> tuple[WallFrame
     """The frames, and the events of the last week's issues they were derived from."""
     issues = queries.issues_in_play(conn, as_of - ISSUE_HORIZON, as_of - timedelta(days=1))
     events = queries.events_of_issues_raised_since(conn, as_of - EVENT_HORIZON)
+    names = display_names(conn)
+    columns = issue_columns(issues, list(names["departments"]), kpis.ping_pong_since(events))
     frames = WallFrames(
-        names=display_names(conn), issues=issues, ping_pong_at=kpis.ping_pong_since(events),
-        lots=queries.lot_positions(conn, as_of),
+        names=names, issues=IssueColumns(columns), lots=queries.lot_positions(conn, as_of),
         plan=queries.production_plan(conn, as_of - PLAN_HORIZON, as_of))
     return frames, events
 
@@ -274,10 +282,6 @@ def _on_line(frame: pd.DataFrame, line: str | None, lines: pd.Series | None = No
     if line is None:
         return frame
     return frame[(frame["line"] if lines is None else lines) == line]
-
-
-def _open_at(issues: pd.DataFrame, at: datetime) -> pd.DataFrame:
-    return issues[kpis.open_mask(issues, at)]
 
 
 def overview_snapshot(conn: Connection, as_of: datetime, *, department: str | None = None,
@@ -299,14 +303,14 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
     today = local.replace(hour=0, minute=0, second=0, microsecond=0)
     yesterday = today - timedelta(days=1)
     trend_start = today - timedelta(days=TREND_DAYS - 1)
-    at, day_before = _epoch_ns(as_of), _epoch_ns(as_of - timedelta(days=1))
-    week_start = _epoch_ns(as_of - timedelta(days=7))
+    at, day_before = epoch_ns(as_of), epoch_ns(as_of - timedelta(days=1))
+    week_start = epoch_ns(as_of - timedelta(days=7))
 
     names = frames.names
-    known = frames.issue_columns
+    known = frames.issues
     if line is not None:
         known = known.where(known.line == line)
-    counted = ~known.cancelled & (known.raised >= min(_epoch_ns(trend_start), week_start)) \
+    counted = ~known.cancelled & (known.raised >= min(epoch_ns(trend_start), week_start)) \
         & (known.raised < at)
     issues = known.where(counted)
     open_now, open_day_before = known.where(known.open_mask(at)), known.where(known.open_mask(day_before))
@@ -315,11 +319,11 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
     lots = frames.lots if line is None else \
         _on_line(frames.lots, line, frames.lots["location_code"].map(names["location_lines"]))
 
-    def scoped(rows: _Issues) -> _Issues:
+    def scoped(rows: IssueColumns) -> IssueColumns:
         return rows if department is None else rows.where(rows.owner == department)
 
     mine, mine_open, mine_open_before = scoped(issues), scoped(open_now), scoped(open_day_before)
-    today_ns, yesterday_ns = _epoch_ns(today), _epoch_ns(yesterday)
+    today_ns, yesterday_ns = epoch_ns(today), epoch_ns(yesterday)
     now_figures = mine.where(mine.raised >= today_ns).window_figures(at)
     before_figures = mine.where((mine.raised >= yesterday_ns) & (mine.raised < today_ns)).window_figures(at)
     tiles = {
@@ -331,7 +335,7 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
                             "yesterday": shift_attainment(plan, as_of - timedelta(days=1), as_of)},
     }
 
-    scoreboard, star = _scoreboard(week, frames.ping_pong_at, open_now, as_of, names)
+    scoreboard, star = _scoreboard(week, open_now, as_of, names)
 
     stagnant = _stagnant_lots(lots, as_of).head(_MAX_ALERTS)
     board = _board(mine_open, as_of)
@@ -360,13 +364,13 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
                       "limit_min": float(r.max_dwell_minutes)} for r in stagnant.itertuples()],
         "trend": {"days": [d.strftime("%m-%d") for d in days],
                   "median_min": _daily_median_response(
-                      mine.where(mine.raised >= _epoch_ns(trend_start)), as_of, days)},
+                      mine.where(mine.raised >= epoch_ns(trend_start)), as_of, days)},
     }
 
 
 def _stagnant_lots(lots: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     """kpis.stagnant_lots over the few lots past their limit, found without a copy of all."""
-    dwell_ns = _epoch_ns(as_of) - _ns(lots["last_in_at"])
+    dwell_ns = epoch_ns(as_of) - ns(lots["last_in_at"])
     limit = lots["max_dwell_minutes"].to_numpy(dtype="float64")
     past = (lots["qty"].to_numpy(dtype="float64") > 0) & ~np.isnan(limit) \
         & (dwell_ns / MINUTE_NS > np.nan_to_num(limit, nan=np.inf))
@@ -393,8 +397,10 @@ def material_from_frames(frames: WallFrames, conn: Connection, as_of: datetime, 
     on_hand = math.fsum(lots.loc[lots["location_kind"].isin(queries.TURNOVER_STOCK_KINDS), "qty"])
     moved_since = queries.stock_changes_after_day_ends(conn, day_ends, as_of, line=line)
     levels = pd.DataFrame({"at": day_ends, "qty": on_hand - moved_since.to_numpy(dtype="float64")})
-    open_now = _open_at(_on_line(frames.issues, line), as_of)
-    shortages = open_now[open_now["issue_type"] == SHORTAGE_TYPE].sort_values(["raised_at", "id"])
+    issues = frames.issues if line is None else frames.issues.where(frames.issues.line == line)
+    at = epoch_ns(as_of)
+    shortages = issues.where(issues.open_mask(at) & (issues.issue_type == SHORTAGE_TYPE))
+    by_raised = np.lexsort((shortages.id, shortages.raised))
     stages = [k for k in queries.STOCK_KINDS if k != "scrap"]
     per_stage = lots.groupby("location_kind").size()
     stuck_per_stage = stagnant.groupby("location_kind").size()
@@ -411,11 +417,12 @@ def material_from_frames(frames: WallFrames, conn: Connection, as_of: datetime, 
                       "location_name": names["locations"].get(r.location_code, r.location_code),
                       "qty": round(float(r.qty), QTY_DECIMALS), "dwell_min": float(r.dwell_minutes),
                       "limit_min": float(r.max_dwell_minutes)} for r in stagnant.itertuples()],
-        "shortages": [{"id": r.id, "title": r.title,
-                       "location_name": names["locations"].get(r.location_code, r.location_code or ""),
-                       "owner_department_code": r.owner_department_code,
-                       "waiting_min": (kpis.instant(as_of) - r.raised_at) / kpis.MINUTE}
-                      for r in shortages.itertuples()],
+        "shortages": [{"id": issue_id, "title": title,
+                       "location_name": names["locations"].get(location, location or ""),
+                       "owner_department_code": owner, "waiting_min": (at - raised) / MINUTE_NS}
+                      for issue_id, title, location, owner, raised in zip(
+                          *(getattr(shortages, c)[by_raised] for c in
+                            ("id", "title", "location_code", "owner", "raised")))],
         "tiles": {"stagnant_lots": len(stagnant), "shortages": len(shortages),
                   "lots_at_iqc": int(per_stage.get("iqc", 0)),
                   "turnover_week": None if turnover is None else round(turnover, QTY_DECIMALS)},

@@ -2,15 +2,18 @@
 
 A wall refresh needs every issue of the last month, the last week's events and where every
 lot sits. Reading them in full costs what the history costs; following them costs what
-changed since the last refresh. `WallState` loads the frames once (`data.wall.load_frames`),
-then on each refresh reads only the issues, events and movements written after its
-watermark, less an overlap: PostgreSQL commits out of the order rows were stamped, so a
-row stamped just before the watermark may commit just after it. The overlap is read as
-keys only (an issue's key includes the stamp of its last write); the rows stamped after the
-watermark are read in full by one range read, and a row that committed late into the
-overlap by its key, so the overlap costs little at any rate and no row is taken twice.
-The events are kept to know when each recent issue first went back to a department it had
-left; that instant is recomputed only for the issues that got new events.
+changed since the last refresh. `WallState` loads the frames once (`data.wall.load_frames`)
+into numpy columns with a key-to-row map, then on each refresh reads only the issues,
+events and movements written after its watermark and changes those rows in place.
+
+PostgreSQL commits out of the order rows were stamped, so a row stamped just before the
+watermark may commit just after it. The watermark therefore keeps an overlap: each refresh
+counts the events and movements stamped in the overlap before the last watermark and
+compares the count with the rows it has read there; only when they differ does it read the
+overlap's keys, and the rows it has not seen by key. Every change to an issue is written
+with an event in the same transaction (data.store), so a late event names the issue to
+re-read. The events are kept to know when each recent issue first went back to a
+department it had left; that instant is recomputed only for the issues that got new events.
 
 Bulk writers (import, demo plant) raise a version counter instead of being followed row by
 row; a new version means a full reload. Writers must commit within FOLLOW_OVERLAP_S of
@@ -21,7 +24,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -29,10 +32,106 @@ from sqlalchemy.engine import Connection
 
 from data import kpis, queries, settings, store, timezones, wall
 
-# NaT as an integer: a move out of a location is no arrival there.
+# A lot position's last arrival when nothing arrived (NaT as an integer, smaller than any).
 _NO_ARRIVAL = np.iinfo(np.int64).min
 # How often rows that no window counts any more are dropped (in as_of time).
 _FORGET_EVERY = timedelta(minutes=15)
+
+
+class _Rows:
+    """Rows as numpy columns with a key-to-row map, changed in place. A row that leaves is
+    marked dead and keeps its slot for its key; `keep` compacts."""
+
+    _BLANK = {np.dtype(object): None, np.dtype(np.int64): wall.NEVER_NS,
+              np.dtype(np.float64): np.nan, np.dtype(bool): False}
+
+    def __init__(self, keys: Iterable, columns: dict[str, np.ndarray]):
+        self.keys = list(keys)
+        self.row_of = {key: row for row, key in enumerate(self.keys)}
+        self.size = len(self.keys)
+        self.columns = {name: np.array(values, copy=True) for name, values in columns.items()}
+        self.alive = np.ones(self.size, dtype=bool)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.columns[name][:self.size]
+
+    def _reserve(self, extra: int) -> None:
+        capacity = len(self.alive)
+        if self.size + extra <= capacity:
+            return
+        capacity = max(self.size + extra, 2 * capacity, 1024)
+        for name, values in self.columns.items():
+            grown = np.full(capacity, self._BLANK[values.dtype], dtype=values.dtype)
+            grown[:self.size] = values[:self.size]
+            self.columns[name] = grown
+        alive = np.zeros(capacity, dtype=bool)
+        alive[:self.size] = self.alive[:self.size]
+        self.alive = alive
+
+    def rows_for(self, keys: list) -> np.ndarray:
+        """The rows of `keys`; a new key gets a new, dead, blank row at the end."""
+        rows = np.fromiter((self.row_of.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
+        new = np.flatnonzero(rows < 0)
+        if len(new):
+            self._reserve(len(new))
+            for n in new:
+                row = self.row_of.get(keys[n])
+                if row is None:
+                    row = self.row_of[keys[n]] = self.size
+                    self.keys.append(keys[n])
+                    self.size += 1
+                rows[n] = row
+        return rows
+
+    def put(self, keys: list, columns: dict[str, np.ndarray]) -> None:
+        """Write `columns` into the rows of `keys` (added if new); other columns keep theirs."""
+        rows = self.rows_for(keys)
+        for name, values in columns.items():
+            self.columns[name][rows] = values
+        self.alive[rows] = True
+
+    def live(self) -> dict[str, np.ndarray]:
+        """Copies of the live rows: frames handed out stay as they are while the rows change."""
+        rows = np.flatnonzero(self.alive[:self.size])
+        return {name: values[rows] for name, values in self.columns.items()}
+
+    def keep(self, wanted: np.ndarray) -> None:
+        """Keep the live rows where `wanted` (one flag per row) holds; drop the rest."""
+        rows = np.flatnonzero(wanted & self.alive[:self.size])
+        self.columns = {name: values[rows] for name, values in self.columns.items()}
+        self.keys = [self.keys[row] for row in rows]
+        self.row_of = {key: row for row, key in enumerate(self.keys)}
+        self.size = len(rows)
+        self.alive = np.ones(self.size, dtype=bool)
+
+
+class _Read:
+    """The keys and stamps of the rows of one table read within the overlap, a batch per
+    read: what the overlap's count is checked against, and what is not taken twice."""
+
+    def __init__(self) -> None:
+        self._batches: list[tuple[np.ndarray, set]] = []
+
+    def add(self, keys: np.ndarray, stamps: np.ndarray) -> None:
+        if len(keys):
+            self._batches.append((np.sort(stamps), set(keys.tolist())))
+
+    def count(self, since: int, until: int) -> int:
+        """Rows read that were stamped in (since, until]."""
+        return sum(int(np.searchsorted(s, until, "right") - np.searchsorted(s, since, "right"))
+                   for s, _ in self._batches)
+
+    def keys(self) -> set:
+        return set().union(*(keys for _, keys in self._batches))
+
+    def unread(self, keys: np.ndarray, after: int) -> np.ndarray:
+        """Per key stamped after `after`: not read yet (a read may have taken rows stamped
+        after its own watermark)."""
+        recent = set().union(*(keys for stamps, keys in self._batches if stamps[-1] > after))
+        return np.fromiter((key not in recent for key in keys.tolist()), dtype=bool, count=len(keys))
+
+    def forget_before(self, since: int) -> None:
+        self._batches = [batch for batch in self._batches if batch[0][-1] > since]
 
 
 class WallState:
@@ -43,13 +142,15 @@ class WallState:
         self._version: int | None = None
         self._watermark: datetime | None = None
         self._names: dict = {}
-        self._locations = pd.DataFrame()
-        self._issues = pd.DataFrame()
-        self._events = pd.DataFrame()
-        self._positions = pd.DataFrame()
-        self._pending_moves = pd.DataFrame()
-        self._seen: dict[str, set] = {}
-        self._ping_pong_at = pd.Series(dtype="datetime64[ns, UTC]")
+        self._departments: list[str] = []
+        self._locations: dict[str, tuple] = {}
+        self._issues: _Rows | None = None
+        # Per issue raised in the last EVENT_HORIZON: (event id, at in ns, department).
+        self._events: dict[str, list[tuple]] = {}
+        self._lots: _Rows | None = None
+        # Moves booked for a later time: (at in ns, lot, material, qty, from, to).
+        self._pending_moves: list[tuple] = []
+        self._read = {"events": _Read(), "movements": _Read()}
         self._frames: wall.WallFrames | None = None
         self._frames_as_of: datetime | None = None
         self._forgot_at: datetime | None = None
@@ -69,8 +170,8 @@ class WallState:
             self._forget_before(as_of)
             self._frames_as_of = as_of
             self._frames = wall.WallFrames(
-                names=self._names, issues=self._issues, ping_pong_at=self._ping_pong_at,
-                lots=self._positions,
+                names=self._names, issues=wall.IssueColumns(self._issues.live()),
+                lots=_lot_frame(self._lots.live()),
                 plan=queries.production_plan(conn, as_of - wall.PLAN_HORIZON, as_of))
             return self._frames
 
@@ -78,100 +179,155 @@ class WallState:
 
     def _load(self, conn: Connection, as_of: datetime, version: int) -> None:
         watermark = timezones.utc_now()
+        since = watermark - _overlap()
         with _one_snapshot(conn) as snap:
             full, events = wall.load_frames_and_events(snap, as_of)
-            # What the overlap will show again is already in the frames: remember its keys.
-            self._seen = _written_keys(snap, watermark - _overlap())
+            # What the overlap will count again is already in the frames: remember it.
+            read = {"events": queries.event_keys_recorded_since(snap, since),
+                    "movements": queries.movement_keys_recorded_since(snap, since)}
             pending = queries.movements_after(snap, as_of)
-            self._locations = queries.locations(snap).set_index("code")
+            locations = queries.locations(snap)
         self._names = full.names
-        self._issues = _by_id(full.issues)
-        self._events = events
-        self._ping_pong_at = full.ping_pong_at
-        self._positions = full.lots.set_index(_position_keys(full.lots))
-        self._pending_moves = pending
+        self._departments = list(full.names["departments"])
+        self._locations = {code: (kind, dwell) for code, kind, dwell in zip(
+            locations["code"], locations["kind"], locations["max_dwell_minutes"])}
+        issues = full.issues.as_dict()
+        self._issues = _Rows(issues["id"].tolist(), issues)
+        self._events = {}
+        self._add_events(events)
+        lots = full.lots
+        self._lots = _Rows(zip(lots["lot"], lots["material_code"], lots["location_code"]), {
+            "lot": lots["lot"].to_numpy(dtype=object),
+            "material_code": lots["material_code"].to_numpy(dtype=object),
+            "location_code": lots["location_code"].to_numpy(dtype=object),
+            "location_kind": lots["location_kind"].to_numpy(dtype=object),
+            "qty": lots["qty"].to_numpy(dtype=np.float64),
+            "last_in": _arrival_ns(lots["last_in_at"]),
+            "max_dwell_minutes": lots["max_dwell_minutes"].to_numpy(dtype=np.float64)})
+        self._pending_moves = []
+        self._add_moves(pending)
+        self._read = {"events": _Read(), "movements": _Read()}
+        for table, keys in read.items():
+            self._read[table].add(keys["key"].to_numpy(), wall.ns(keys["recorded_at"]))
         self._version, self._watermark = version, watermark
 
     # ---- following -------------------------------------------------------------------
 
     def _follow(self, conn: Connection, as_of: datetime) -> None:
-        """Read what was written since the last read: the keys of the whole overlap, the
-        rows stamped after the last watermark in full, and by key the rows that committed
-        late into the overlap; rows already seen are not taken twice."""
+        """Read what was written since the last read, and by key what committed late into
+        the overlap before it."""
         watermark = timezones.utc_now()
-        written = _written_keys(conn, self._watermark - _overlap())
-        unseen = {name: written[name] - self._seen[name] for name in _WRITTEN}
-        if unseen["issues"]:
-            changed = self._fresh(conn, {issue_id for issue_id, _ in unseen["issues"]}, "id",
-                                  queries.issues_written_since, queries.issues_by_id)
-            self._issues = _replaced(self._issues, _by_id(changed))
-        if unseen["events"]:
-            raised_since = as_of - wall.EVENT_HORIZON
-            new = self._fresh(
-                conn, unseen["events"], "event_id",
-                lambda c, since: queries.events_written_since(c, since, raised_since),
-                lambda c, ids: queries.events_by_id(c, ids, raised_since))
-            self._events = pd.concat([self._events, new])
-            self._follow_ping_pong(set(new["issue_id"]))
-        if unseen["movements"]:
-            new = self._fresh(conn, unseen["movements"], "id", queries.movements_written_since,
-                              queries.movements_by_id)
-            self._pending_moves = pd.concat([self._pending_moves, new]) \
-                if not self._pending_moves.empty else new
-        # Rows older than the overlap never come back: the keys in it now are all to keep.
-        self._seen = written
+        after = wall.epoch_ns(self._watermark)
+        events = queries.events_recorded_since(conn, self._watermark)
+        events = events[self._read["events"].unread(events["event_id"].to_numpy(), after)]
+        moves = queries.movements_written_since(conn, self._watermark)
+        moves = moves[self._read["movements"].unread(moves["id"].to_numpy(dtype=object), after)]
+        issues = queries.issues_written_since(conn, self._watermark)
+        late_events, late_moves = self._late(conn)
+        if len(late_events):
+            events = pd.concat([events, late_events])
+        # An issue changes with its events; one stamped just before the watermark and
+        # committed after it is read by id.
+        missed = set(events["issue_id"]) - set(issues["id"])
+        if missed:
+            issues = pd.concat([issues, queries.issues_by_id(conn, missed)])
+        if len(late_moves):
+            moves = pd.concat([moves, late_moves])
+        self._read["events"].add(events["event_id"].to_numpy(), wall.ns(events["recorded_at"]))
+        self._read["movements"].add(moves["id"].to_numpy(dtype=object), wall.ns(moves["recorded_at"]))
+        if len(issues):
+            columns = wall.issue_columns(issues, self._departments)
+            # When an issue went back to a department follows from its events, below.
+            del columns["ping_pong"]
+            self._issues.put(columns["id"].tolist(), columns)
+        recent = events[events["issue_raised_at"] >= kpis.instant(as_of - wall.EVENT_HORIZON)]
+        self._follow_ping_pong(self._add_events(recent))
+        self._add_moves(moves)
         self._apply_due_moves(as_of)
         self._watermark = watermark
 
+    def _late(self, conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The events and movements that committed after the last read although stamped
+        within the overlap before it: none unless the overlap's count says so."""
+        until = self._watermark
+        since = until - _overlap()
+        counted = dict(zip(("events", "movements"), queries.recorded_counts(conn, since, until)))
+        late = {}
+        for table, keys_since, by_key in (
+                ("events", queries.event_keys_recorded_since, queries.events_by_id),
+                ("movements", queries.movement_keys_recorded_since, queries.movements_by_id)):
+            read = self._read[table]
+            late[table] = None
+            if counted[table] != read.count(wall.epoch_ns(since), wall.epoch_ns(until)):
+                keys = keys_since(conn, since)
+                keys = keys[keys["recorded_at"] <= kpis.instant(until)]
+                unseen = set(keys["key"].tolist()) - read.keys()
+                if unseen:
+                    late[table] = by_key(conn, unseen)
+        empty = pd.DataFrame()
+        return (empty if late["events"] is None else late["events"],
+                empty if late["movements"] is None else late["movements"])
+
+    def _add_events(self, events: pd.DataFrame) -> set:
+        """Keep the events of recent issues; the ids of the issues they belong to."""
+        issue_ids = events["issue_id"].to_numpy(dtype=object)
+        for issue_id, event_id, at, department in zip(
+                issue_ids, events["event_id"].to_numpy(), wall.ns(events["at"]),
+                events["department_code"].to_numpy(dtype=object)):
+            self._events.setdefault(issue_id, []).append((int(event_id), int(at), department))
+        return set(issue_ids.tolist())
+
     def _follow_ping_pong(self, issue_ids: set) -> None:
         """Recompute when the issues that got new events first went back to a department."""
-        touched = self._events[self._events["issue_id"].isin(issue_ids)]
-        kept = self._ping_pong_at[~self._ping_pong_at.index.isin(issue_ids)]
-        self._ping_pong_at = pd.concat([kept, kpis.ping_pong_since(touched)])
+        issue_ids = [i for i in issue_ids if i in self._issues.row_of]
+        if not issue_ids:
+            return
+        rows = [(issue_id, *event) for issue_id in issue_ids for event in self._events[issue_id]]
+        events = pd.DataFrame(rows, columns=["issue_id", "event_id", "at_ns", "department_code"])
+        events["at"] = pd.to_datetime(events["at_ns"], utc=True)
+        since = kpis.ping_pong_since(events)
+        self._issues.put(issue_ids, {"ping_pong": wall.ns(since.reindex(issue_ids))})
 
-    def _fresh(self, conn: Connection, keys: set, key_column: str, written_since, by_keys) -> pd.DataFrame:
-        """The rows of `keys`: those stamped after the last watermark by one range read,
-        the few that committed late (stamped before it) by key."""
-        fresh = written_since(conn, self._watermark)
-        fresh = fresh[fresh[key_column].isin(keys)]
-        late = keys - set(fresh[key_column])
-        if late:
-            fresh = pd.concat([fresh, by_keys(conn, late)])
-        return fresh
+    def _add_moves(self, moves: pd.DataFrame) -> None:
+        if len(moves):
+            self._pending_moves.extend(zip(
+                wall.ns(moves["at"]).tolist(), moves["lot"].tolist(), moves["material_code"].tolist(),
+                moves["qty"].tolist(), moves["from_location_code"].tolist(),
+                moves["to_location_code"].tolist()))
 
     def _apply_due_moves(self, as_of: datetime) -> None:
-        """Add the moves that have happened by as_of to the lots' positions."""
-        at = kpis.instant(as_of)
-        due = self._pending_moves[self._pending_moves["at"] <= at]
-        self._pending_moves = self._pending_moves[self._pending_moves["at"] > at]
-        if due.empty:
+        """Add the moves that have happened by as_of to the lots' positions: each changed
+        position is its balance before plus the moves in and out, its last arrival the
+        latest; a position that empties leaves."""
+        at = wall.epoch_ns(as_of)
+        due = [move for move in self._pending_moves if move[0] <= at]
+        if not due:
             return
-        stock = self._locations[self._locations["kind"].isin(queries.STOCK_KINDS)]
-        # Arrival instants as integers (NaT is the smallest), so a group's latest is a
-        # vectorised max rather than pandas' slow path for instants.
-        arrivals = due.assign(location_code=due["to_location_code"],
-                              in_ns=due["at"].array.as_unit("ns").asi8)
-        departures = due.assign(location_code=due["from_location_code"], qty=-due["qty"],
-                                in_ns=_NO_ARRIVAL)
-        flows = pd.concat([arrivals, departures])
-        flows = flows[flows["location_code"].isin(stock.index)]
-        change = flows.groupby(["lot", "material_code", "location_code"], sort=False).agg(
-            moved=("qty", "sum"), in_ns=("in_ns", "max")).reset_index()
-        change.index = _position_keys(change)
-        before = self._positions.reindex(change.index)
-        latest = np.maximum(before["last_in_at"].array.as_unit("ns").asi8, change["in_ns"].to_numpy())
-        where = stock.reindex(change["location_code"])
-        changed = pd.DataFrame({
-            "lot": change["lot"], "material_code": change["material_code"],
-            "location_code": change["location_code"], "location_kind": where["kind"].to_numpy(),
-            "qty": before["qty"].fillna(0.0).to_numpy() + change["moved"].to_numpy(),
-            "last_in_at": pd.Series(latest.view("M8[ns]"), index=change.index).dt.tz_localize("UTC"),
-            "max_dwell_minutes": where["max_dwell_minutes"].to_numpy(dtype="float64"),
-        }, index=change.index)
-        # Only a changed position can have emptied: the others keep their positive stock.
-        changed = changed[changed["qty"] > queries.QTY_EPSILON]
-        self._positions = _replaced(self._positions, changed[self._positions.columns],
-                                    gone=change.index)
+        self._pending_moves = [move for move in self._pending_moves if move[0] > at]
+        changes: dict[tuple, list] = {}
+        for arrived, lot, material, qty, source, target in due:
+            if self._locations.get(target, ("",))[0] in queries.STOCK_KINDS:
+                change = changes.setdefault((lot, material, target), [0.0, _NO_ARRIVAL])
+                change[0] += qty
+                change[1] = max(change[1], arrived)
+            if self._locations.get(source, ("",))[0] in queries.STOCK_KINDS:
+                changes.setdefault((lot, material, source), [0.0, _NO_ARRIVAL])[0] -= qty
+        keys = list(changes)
+        lots = self._lots
+        rows = lots.rows_for(keys)
+        held = lots.alive[rows]
+        qty = np.where(held, lots.columns["qty"][rows], 0.0) + np.array([c[0] for c in changes.values()])
+        arrived = np.maximum(np.where(held, lots.columns["last_in"][rows], _NO_ARRIVAL),
+                             np.array([c[1] for c in changes.values()], dtype=np.int64))
+        where = [self._locations[location] for _, _, location in keys]
+        lots.put(keys, {
+            "lot": np.array([k[0] for k in keys], dtype=object),
+            "material_code": np.array([k[1] for k in keys], dtype=object),
+            "location_code": np.array([k[2] for k in keys], dtype=object),
+            "location_kind": np.array([w[0] for w in where], dtype=object),
+            "qty": qty, "last_in": arrived,
+            "max_dwell_minutes": np.array([w[1] for w in where], dtype=np.float64)})
+        lots.alive[rows] = qty > queries.QTY_EPSILON
 
     def _forget_before(self, as_of: datetime) -> None:
         """Drop what no screen can count any more, so memory follows the window, not the
@@ -180,49 +336,35 @@ class WallState:
         if self._forgot_at is not None and abs(as_of - self._forgot_at) < _FORGET_EVERY:
             return
         self._forgot_at = as_of
-        at = kpis.instant(as_of)
         issues = self._issues
-        done = (issues["resolved_at"].notna() & (issues["resolved_at"] < at - timedelta(days=1))) \
-            | (issues["status"] == "cancelled")
-        stale = (issues["raised_at"] < at - wall.ISSUE_HORIZON) & done
-        self._issues = issues[~stale]
-        recent = self._issues.index[self._issues["raised_at"] >= at - wall.EVENT_HORIZON]
-        self._events = self._events[self._events["issue_id"].isin(recent)]
+        resolved, raised = issues.column("resolved"), issues.column("raised")
+        done = (resolved < wall.epoch_ns(as_of - timedelta(days=1))) | issues.column("cancelled")
+        old = raised < wall.epoch_ns(as_of - wall.ISSUE_HORIZON)
+        issues.keep(~(old & done))
+        recent_since = wall.epoch_ns(as_of - wall.EVENT_HORIZON)
+        recent = set(issues.column("id")[issues.column("raised") >= recent_since].tolist())
+        self._events = {k: v for k, v in self._events.items() if k in recent}
+        self._lots.keep(np.ones(self._lots.size, dtype=bool))
+        since = wall.epoch_ns(self._watermark - _overlap())
+        for read in self._read.values():
+            read.forget_before(since)
 
 
-def _replaced(frame: pd.DataFrame, rows: pd.DataFrame, gone: pd.Index | None = None) -> pd.DataFrame:
-    """`frame` with the rows of `gone` (default: of `rows`) taken out and `rows` put in."""
-    gone = rows.index if gone is None else gone
-    drop = frame.index.get_indexer(gone)
-    keep = np.ones(len(frame), dtype=bool)
-    keep[drop[drop >= 0]] = False
-    kept = frame[keep]
-    return pd.concat([kept, rows]) if len(kept) else rows
+def _lot_frame(lots: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The positions in the shape of queries.lot_positions."""
+    last_in = pd.Series(lots["last_in"].view("M8[ns]")).dt.tz_localize("UTC")
+    return pd.DataFrame({
+        "lot": lots["lot"], "material_code": lots["material_code"],
+        "location_code": lots["location_code"], "location_kind": lots["location_kind"],
+        "qty": lots["qty"], "last_in_at": last_in, "max_dwell_minutes": lots["max_dwell_minutes"]})
 
 
-def _position_keys(frame: pd.DataFrame) -> pd.Index:
-    """One key per lot, material and location (a flat index joins far faster than three
-    levels)."""
-    return pd.Index(frame["lot"].astype(str) + "\x1f" + frame["material_code"].astype(str)
-                    + "\x1f" + frame["location_code"].astype(str), name=None)
-
-
-_WRITTEN = ("issues", "events", "movements")
+def _arrival_ns(instants: pd.Series) -> np.ndarray:
+    return np.where(instants.isna().to_numpy(), _NO_ARRIVAL, instants.array.as_unit("ns").asi8)
 
 
 def _overlap() -> timedelta:
     return timedelta(seconds=settings.get_int("FOLLOW_OVERLAP_S"))
-
-
-def _written_keys(conn: Connection, since: datetime) -> dict[str, set]:
-    """The keys of every row written after `since`, per table."""
-    return {"issues": queries.issue_versions_written_since(conn, since),
-            "events": queries.event_ids_recorded_since(conn, since),
-            "movements": queries.movement_ids_recorded_since(conn, since)}
-
-
-def _by_id(issues: pd.DataFrame) -> pd.DataFrame:
-    return issues.set_index(issues["id"].rename(None))
 
 
 @contextmanager
