@@ -60,10 +60,13 @@ def resolution_minutes(population: pd.DataFrame, as_of: datetime) -> pd.Series:
 
 def median_p90(minutes: pd.Series) -> tuple[float | None, float | None]:
     """Median and 90th percentile by linear interpolation; None when there is no value."""
-    values = pd.Series(minutes, dtype="float64").dropna()
-    if values.empty:
+    values = np.asarray(minutes, dtype="float64")
+    values = values[~np.isnan(values)]
+    if not len(values):
         return None, None
-    return float(values.quantile(0.5)), float(values.quantile(0.9))
+    # As pandas' Series.quantile computes them, without its overhead on every refresh.
+    median, p90 = np.percentile(values, np.array([0.5, 0.9]) * 100, method="linear")
+    return float(median), float(p90)
 
 
 def sla_outcomes(issues: pd.DataFrame, as_of: datetime, *, done_column: str,

@@ -49,6 +49,8 @@ def utc_instants(values) -> pd.Series:
     """Instants as datetime64[ns, UTC], whether they came as naive UTC datetimes
     (PostgreSQL, converted by numpy at once) or as SQLite text."""
     first = next((v for v in values if v is not None), None)
+    if first is None:
+        return pd.Series(pd.NaT, index=range(len(values)), dtype="datetime64[ns, UTC]")
     if isinstance(first, datetime) and first.tzinfo is None:
         naive = pd.Series(np.array(values, dtype="datetime64[us]").astype("datetime64[ns]"))
         return naive.dt.tz_localize("UTC")
@@ -60,6 +62,10 @@ def _raw_instants(stmt, columns: dict[str, str]) -> Select:
     """`stmt` with its instant columns passed through as the driver gives them (text on
     SQLite, naive UTC datetimes on PostgreSQL): `utc_instants` converts a whole column at
     once, where the model's type converts value by value, tens of times slower."""
+    if isinstance(stmt, Select):
+        return stmt.with_only_columns(
+            *[type_coerce(c, String).label(c.key) if columns.get(c.key) == "instant" else c
+              for c in stmt.selected_columns], maintain_column_froms=True)
     rows = stmt.subquery("rows")
     return select(*[type_coerce(rows.c[name], String) if columns.get(name) == "instant"
                     else rows.c[name] for name in rows.c.keys()])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -49,6 +49,17 @@ def upsert_rows(conn: Connection, model, rows: Sequence[Mapping]) -> None:
         return
     _upsert(conn, model, rows)
     bump_bulk_version(conn)
+    _refresh_statistics(conn, model)
+
+
+def _refresh_statistics(conn: Connection, model) -> None:
+    """Planner statistics after a bulk write on PostgreSQL, so that reads of the newest rows
+    use their indexes at once, not when autovacuum comes round (or never, where it is off)."""
+    if conn.dialect.name != "postgresql":
+        return
+    tables = [model.__table__] + ([LotStock.__table__] if model is Movement else [])
+    for table in tables:
+        conn.execute(text(f'ANALYZE "{table.name}"'))
 
 
 def report_production(conn: Connection, shifts: Sequence[Mapping]) -> None:

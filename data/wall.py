@@ -369,12 +369,15 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
 
 
 def _stagnant_lots(lots: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
-    """kpis.stagnant_lots over the few lots past their limit, found without a copy of all."""
-    dwell_ns = epoch_ns(as_of) - ns(lots["last_in_at"])
+    """kpis.stagnant_lots in numpy: the lots past their location's limit with their
+    dwell_minutes, longest first (then by location, lot and material)."""
+    dwell = (epoch_ns(as_of) - ns(lots["last_in_at"])) / MINUTE_NS
     limit = lots["max_dwell_minutes"].to_numpy(dtype="float64")
-    past = (lots["qty"].to_numpy(dtype="float64") > 0) & ~np.isnan(limit) \
-        & (dwell_ns / MINUTE_NS > np.nan_to_num(limit, nan=np.inf))
-    return kpis.stagnant_lots(lots[past], as_of)
+    past = np.flatnonzero((lots["qty"].to_numpy(dtype="float64") > 0) & ~np.isnan(limit)
+                          & (dwell > np.nan_to_num(limit, nan=np.inf)))
+    text = {c: lots[c].to_numpy(dtype=object)[past] for c in ("material_code", "lot", "location_code")}
+    order = past[np.lexsort((text["material_code"], text["lot"], text["location_code"], -dwell[past]))]
+    return lots.iloc[order].assign(dwell_minutes=dwell[order])
 
 
 def material_snapshot(conn: Connection, as_of: datetime, *, line: str | None = None) -> dict:
