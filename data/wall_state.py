@@ -39,21 +39,25 @@ _FORGET_EVERY = timedelta(minutes=15)
 
 
 class _Rows:
-    """Rows as numpy columns with a key-to-row map, changed in place. A row that leaves is
-    marked dead and keeps its slot for its key; `keep` compacts."""
+    """Rows as numpy columns with a key-to-row map. A change appends the row's new version
+    and retires the old one, so the rows handed out (`live`) never change under a reader;
+    retired rows are dropped once they outnumber the live ones."""
 
     _BLANK = {np.dtype(object): None, np.dtype(np.int64): wall.NEVER_NS,
               np.dtype(np.float64): np.nan, np.dtype(bool): False}
 
     def __init__(self, keys: Iterable, columns: dict[str, np.ndarray]):
-        self.keys = list(keys)
-        self.row_of = {key: row for row, key in enumerate(self.keys)}
-        self.size = len(self.keys)
+        self._keys = list(keys)
+        self.row_of = {key: row for row, key in enumerate(self._keys)}
+        self.size = len(self._keys)
         self.columns = {name: np.array(values, copy=True) for name, values in columns.items()}
         self.alive = np.ones(self.size, dtype=bool)
 
-    def column(self, name: str) -> np.ndarray:
-        return self.columns[name][:self.size]
+    def get(self, keys: list, name: str, default) -> np.ndarray:
+        """Column `name` of `keys`, `default` for a key without a live row."""
+        rows = np.fromiter((self.row_of.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
+        values = self.columns[name][np.maximum(rows, 0)] if self.size else np.zeros(len(keys))
+        return np.where(rows >= 0, values, default)
 
     def _reserve(self, extra: int) -> None:
         capacity = len(self.alive)
@@ -68,39 +72,44 @@ class _Rows:
         alive[:self.size] = self.alive[:self.size]
         self.alive = alive
 
-    def rows_for(self, keys: list) -> np.ndarray:
-        """The rows of `keys`; a new key gets a new, dead, blank row at the end."""
-        rows = np.fromiter((self.row_of.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
-        new = np.flatnonzero(rows < 0)
-        if len(new):
-            self._reserve(len(new))
-            for n in new:
-                row = self.row_of.get(keys[n])
-                if row is None:
-                    row = self.row_of[keys[n]] = self.size
-                    self.keys.append(keys[n])
-                    self.size += 1
-                rows[n] = row
-        return rows
-
     def put(self, keys: list, columns: dict[str, np.ndarray]) -> None:
-        """Write `columns` into the rows of `keys` (added if new); other columns keep theirs."""
-        rows = self.rows_for(keys)
-        for name, values in columns.items():
-            self.columns[name][rows] = values
-        self.alive[rows] = True
+        """New versions of the rows of `keys` (distinct), with `columns` changed and the
+        other columns as they were (blank for a new key)."""
+        if not keys:
+            return
+        old = np.fromiter((self.row_of.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
+        self._reserve(len(keys))
+        new = np.arange(self.size, self.size + len(keys))
+        had = old >= 0
+        for name, values in self.columns.items():
+            if name in columns:
+                values[new] = columns[name]
+            else:
+                values[new[had]] = values[old[had]]
+        self.alive[old[had]] = False
+        self.alive[new] = True
+        self.row_of.update(zip(keys, new.tolist()))
+        self._keys.extend(keys)
+        self.size += len(keys)
+        self._compact_if_sparse()
 
-    def live(self) -> dict[str, np.ndarray]:
-        """Copies of the live rows: frames handed out stay as they are while the rows change."""
+    def retire(self, keys: Iterable) -> None:
+        rows = [self.row_of.pop(key) for key in keys if key in self.row_of]
+        self.alive[rows] = False
+        self._compact_if_sparse()
+
+    def live(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The columns (views: rows below `size` never change) and the live rows among them."""
+        return ({name: values[:self.size] for name, values in self.columns.items()},
+                np.flatnonzero(self.alive[:self.size]))
+
+    def _compact_if_sparse(self) -> None:
         rows = np.flatnonzero(self.alive[:self.size])
-        return {name: values[rows] for name, values in self.columns.items()}
-
-    def keep(self, wanted: np.ndarray) -> None:
-        """Keep the live rows where `wanted` (one flag per row) holds; drop the rest."""
-        rows = np.flatnonzero(wanted & self.alive[:self.size])
+        if 2 * len(rows) >= self.size:
+            return
         self.columns = {name: values[rows] for name, values in self.columns.items()}
-        self.keys = [self.keys[row] for row in rows]
-        self.row_of = {key: row for row, key in enumerate(self.keys)}
+        self._keys = [self._keys[row] for row in rows]
+        self.row_of = {key: row for row, key in enumerate(self._keys)}
         self.size = len(rows)
         self.alive = np.ones(self.size, dtype=bool)
 
@@ -170,8 +179,8 @@ class WallState:
             self._forget_before(as_of)
             self._frames_as_of = as_of
             self._frames = wall.WallFrames(
-                names=self._names, issues=wall.IssueColumns(self._issues.live()),
-                lots=_lot_frame(self._lots.live()),
+                names=self._names, issues=wall.IssueColumns(*self._issues.live()),
+                lots=_lot_frame(*self._lots.live()),
                 plan=queries.production_plan(conn, as_of - wall.PLAN_HORIZON, as_of))
             return self._frames
 
@@ -314,10 +323,8 @@ class WallState:
                 changes.setdefault((lot, material, source), [0.0, _NO_ARRIVAL])[0] -= qty
         keys = list(changes)
         lots = self._lots
-        rows = lots.rows_for(keys)
-        held = lots.alive[rows]
-        qty = np.where(held, lots.columns["qty"][rows], 0.0) + np.array([c[0] for c in changes.values()])
-        arrived = np.maximum(np.where(held, lots.columns["last_in"][rows], _NO_ARRIVAL),
+        qty = lots.get(keys, "qty", 0.0) + np.array([c[0] for c in changes.values()])
+        arrived = np.maximum(lots.get(keys, "last_in", _NO_ARRIVAL),
                              np.array([c[1] for c in changes.values()], dtype=np.int64))
         where = [self._locations[location] for _, _, location in keys]
         lots.put(keys, {
@@ -327,7 +334,7 @@ class WallState:
             "location_kind": np.array([w[0] for w in where], dtype=object),
             "qty": qty, "last_in": arrived,
             "max_dwell_minutes": np.array([w[1] for w in where], dtype=np.float64)})
-        lots.alive[rows] = qty > queries.QTY_EPSILON
+        lots.retire(key for key, left in zip(keys, qty) if left <= queries.QTY_EPSILON)
 
     def _forget_before(self, as_of: datetime) -> None:
         """Drop what no screen can count any more, so memory follows the window, not the
@@ -337,26 +344,28 @@ class WallState:
             return
         self._forgot_at = as_of
         issues = self._issues
-        resolved, raised = issues.column("resolved"), issues.column("raised")
-        done = (resolved < wall.epoch_ns(as_of - timedelta(days=1))) | issues.column("cancelled")
-        old = raised < wall.epoch_ns(as_of - wall.ISSUE_HORIZON)
-        issues.keep(~(old & done))
+        columns, rows = issues.live()
+        resolved, raised, ids = columns["resolved"][rows], columns["raised"][rows], columns["id"][rows]
+        done = (resolved < wall.epoch_ns(as_of - timedelta(days=1))) | columns["cancelled"][rows]
+        stale = (raised < wall.epoch_ns(as_of - wall.ISSUE_HORIZON)) & done
+        issues.retire(ids[stale].tolist())
+        # Events are kept for the issues raised in the last EVENT_HORIZON only.
         recent_since = wall.epoch_ns(as_of - wall.EVENT_HORIZON)
-        recent = set(issues.column("id")[issues.column("raised") >= recent_since].tolist())
-        self._events = {k: v for k, v in self._events.items() if k in recent}
-        self._lots.keep(np.ones(self._lots.size, dtype=bool))
+        for issue_id in ids[(raised < recent_since) | stale].tolist():
+            self._events.pop(issue_id, None)
         since = wall.epoch_ns(self._watermark - _overlap())
         for read in self._read.values():
             read.forget_before(since)
 
 
-def _lot_frame(lots: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The positions in the shape of queries.lot_positions."""
-    last_in = pd.Series(lots["last_in"].view("M8[ns]")).dt.tz_localize("UTC")
+def _lot_frame(columns: dict[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
+    """The live positions in the shape of queries.lot_positions."""
+    last_in = pd.Series(columns["last_in"][rows].view("M8[ns]")).dt.tz_localize("UTC")
     return pd.DataFrame({
-        "lot": lots["lot"], "material_code": lots["material_code"],
-        "location_code": lots["location_code"], "location_kind": lots["location_kind"],
-        "qty": lots["qty"], "last_in_at": last_in, "max_dwell_minutes": lots["max_dwell_minutes"]})
+        "lot": columns["lot"][rows], "material_code": columns["material_code"][rows],
+        "location_code": columns["location_code"][rows],
+        "location_kind": columns["location_kind"][rows], "qty": columns["qty"][rows],
+        "last_in_at": last_in, "max_dwell_minutes": columns["max_dwell_minutes"][rows]})
 
 
 def _arrival_ns(instants: pd.Series) -> np.ndarray:
