@@ -726,6 +726,23 @@ def loaded(engine: Engine, workload: str, *, scale: float, seed: int, end: datet
     return dict(row)
 
 
+def forget_ticks(engine: Engine, end: datetime) -> int:
+    """Remove the issues and moves that earlier runs' ticks raised after `end` (the
+    acknowledgements, hand-offs and resolutions they gave built issues stay), so a run on
+    reused data counts the windows of the workload as built, not of every run before it.
+    Returns the rows removed."""
+    tick_issues = select(Issue.id).where(Issue.raised_at > end, Issue.id.startswith("TICK-"))
+    tick_moves = (Movement.at > end) & Movement.id.startswith("TICK-")
+    with engine.begin() as conn:
+        lots = conn.execute(select(Movement.lot).where(tick_moves).distinct()).scalars().all()
+        removed = conn.execute(delete(IssueEvent).where(IssueEvent.issue_id.in_(tick_issues))).rowcount
+        removed += conn.execute(delete(Issue).where(Issue.id.in_(tick_issues))).rowcount
+        removed += conn.execute(delete(Movement).where(tick_moves)).rowcount
+        store.refresh_lot_stock(conn, lots)
+        store.bump_bulk_version(conn)
+    return removed
+
+
 def resume_instant(engine: Engine, end: datetime) -> datetime:
     """Where a benchmark on reused data starts: after anything earlier ticks wrote."""
     with engine.connect() as conn:

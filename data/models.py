@@ -196,10 +196,12 @@ class ProductionPlan(Base):
     shift_end: Mapped[datetime] = mapped_column(UtcDateTime)
     planned_qty: Mapped[float] = mapped_column(Float)
     actual_qty: Mapped[Optional[float]] = mapped_column(Float)
+    updated_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
     __table_args__ = (
         UniqueConstraint("line", "shift_start", name="uq_plan_line_shift"),
         CheckConstraint("shift_end > shift_start", name="ck_plan_shift_order"),
         Index("ix_plan_shift_start", "shift_start"),
+        Index("ix_plan_updated_at", "updated_at"),
     )
 
 

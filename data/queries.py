@@ -47,13 +47,12 @@ PLAN_COLUMNS = {"line": "str", "shift_start": "instant", "shift_end": "instant",
 
 def utc_instants(values) -> pd.Series:
     """Instants as datetime64[ns, UTC], whether they came as naive UTC datetimes
-    (PostgreSQL, converted by numpy at once) or as SQLite text."""
+    (PostgreSQL) or as SQLite text."""
     first = next((v for v in values if v is not None), None)
     if first is None:
         return pd.Series(pd.NaT, index=range(len(values)), dtype="datetime64[ns, UTC]")
     if isinstance(first, datetime) and first.tzinfo is None:
-        naive = pd.Series(np.array(values, dtype="datetime64[us]").astype("datetime64[ns]"))
-        return naive.dt.tz_localize("UTC")
+        return pd.Series(pd.DatetimeIndex(values).as_unit("ns").tz_localize("UTC"))
     return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601") \
         .astype("datetime64[ns, UTC]")
 
@@ -355,14 +354,17 @@ WRITTEN_KEYS_PER_READ = 5_000
 FOLLOWED_EVENT_COLUMNS = {**EVENT_COLUMNS, "issue_raised_at": "instant", "recorded_at": "instant"}
 
 
-def recorded_counts(conn: Connection, since: datetime, until: datetime) -> tuple[int, int]:
-    """How many events and movements were recorded in (since, until], writers' clock."""
-    def count(model) -> Select:
-        return select(func.count()).select_from(model).where(
-            model.recorded_at > since, model.recorded_at <= until).scalar_subquery()
+def written_counts(conn: Connection, since: datetime, until: datetime) -> tuple[int, int, int]:
+    """How many events and movements were recorded in (since, until], and how many plan rows
+    were written after `since`, by the writers' clock: one round trip."""
+    def count(model, stamp, *bounded) -> Select:
+        return select(func.count()).select_from(model).where(stamp > since, *bounded).scalar_subquery()
 
-    events, movements = conn.execute(select(count(IssueEvent), count(Movement))).one()
-    return int(events), int(movements)
+    events, movements, plan = conn.execute(select(
+        count(IssueEvent, IssueEvent.recorded_at, IssueEvent.recorded_at <= until),
+        count(Movement, Movement.recorded_at, Movement.recorded_at <= until),
+        count(ProductionPlan, ProductionPlan.updated_at))).one()
+    return int(events), int(movements), int(plan)
 
 
 def event_keys_recorded_since(conn: Connection, since: datetime) -> pd.DataFrame:

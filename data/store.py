@@ -21,7 +21,8 @@ from data.models import (
 
 BULK_VERSION = "bulk"
 # The column that says when a row was written, per table that incremental readers follow.
-_WRITTEN_AT = {"issues": "updated_at", "issue_events": "recorded_at", "movements": "recorded_at"}
+_WRITTEN_AT = {"issues": "updated_at", "issue_events": "recorded_at", "movements": "recorded_at",
+               "production_plan": "updated_at"}
 
 # Rows sent per round trip; bounds the memory of one batch.
 _BATCH_ROWS = 5000
@@ -63,8 +64,8 @@ def _refresh_statistics(conn: Connection, model) -> None:
 
 
 def report_production(conn: Connection, shifts: Sequence[Mapping]) -> None:
-    """Live production figures (planned and actual per line and shift). Readers take the
-    plan by window on every refresh, so unlike a bulk write this makes none reload."""
+    """Live production figures (planned and actual per line and shift). Readers re-read the
+    plan's window after one, so unlike a bulk write this makes none reload."""
     if shifts:
         _upsert(conn, ProductionPlan, shifts)
 

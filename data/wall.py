@@ -238,8 +238,14 @@ def _daily_median_response(issues: IssueColumns, as_of: datetime, days: list) ->
     tz = timezones.site_zone()
     starts = [epoch_ns(datetime.combine(day, time(), tzinfo=tz)) for day in days]
     day = np.searchsorted(np.asarray(starts, dtype=np.int64), issues.raised, side="right") - 1
-    medians = pd.Series(issues.response_minutes(epoch_ns(as_of))).groupby(day).median()
-    return [_none_if_nan(medians.get(n)) for n in range(len(days))]
+    minutes = issues.response_minutes(epoch_ns(as_of))
+    known = ~np.isnan(minutes)
+    day, minutes = day[known], minutes[known]
+    order = np.argsort(day, kind="stable")
+    day, minutes = day[order], minutes[order]
+    bounds = np.searchsorted(day, np.arange(len(days) + 1))
+    return [float(np.median(minutes[start:end])) if end > start else None
+            for start, end in zip(bounds[:-1], bounds[1:])]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from data import kpis, queries, settings, store, timezones, wall
 _NO_ARRIVAL = np.iinfo(np.int64).min
 # How often rows that no window counts any more are dropped (in as_of time).
 _FORGET_EVERY = timedelta(minutes=15)
+# How far past as_of the plan is read, so that the window moves on without a re-read.
+_PLAN_AHEAD = timedelta(hours=1)
 
 
 class _Rows:
@@ -47,9 +49,8 @@ class _Rows:
               np.dtype(np.float64): np.nan, np.dtype(bool): False}
 
     def __init__(self, keys: Iterable, columns: dict[str, np.ndarray]):
-        self._keys = list(keys)
-        self.row_of = {key: row for row, key in enumerate(self._keys)}
-        self.size = len(self._keys)
+        self.row_of = {key: row for row, key in enumerate(keys)}
+        self.size = len(self.row_of)
         self.columns = {name: np.array(values, copy=True) for name, values in columns.items()}
         self.alive = np.ones(self.size, dtype=bool)
 
@@ -89,7 +90,6 @@ class _Rows:
         self.alive[old[had]] = False
         self.alive[new] = True
         self.row_of.update(zip(keys, new.tolist()))
-        self._keys.extend(keys)
         self.size += len(keys)
         self._compact_if_sparse()
 
@@ -108,8 +108,9 @@ class _Rows:
         if 2 * len(rows) >= self.size:
             return
         self.columns = {name: values[rows] for name, values in self.columns.items()}
-        self._keys = [self._keys[row] for row in rows]
-        self.row_of = {key: row for row, key in enumerate(self._keys)}
+        renumbered = np.cumsum(self.alive[:self.size]) - 1
+        old = np.fromiter(self.row_of.values(), dtype=np.int64, count=len(self.row_of))
+        self.row_of = dict(zip(self.row_of.keys(), renumbered[old].tolist()))
         self.size = len(rows)
         self.alive = np.ones(self.size, dtype=bool)
 
@@ -160,6 +161,8 @@ class WallState:
         # Moves booked for a later time: (at in ns, lot, material, qty, from, to).
         self._pending_moves: list[tuple] = []
         self._read = {"events": _Read(), "movements": _Read()}
+        self._plan = pd.DataFrame()
+        self._plan_span: tuple[datetime, datetime] | None = None
         self._frames: wall.WallFrames | None = None
         self._frames_as_of: datetime | None = None
         self._forgot_at: datetime | None = None
@@ -181,8 +184,19 @@ class WallState:
             self._frames = wall.WallFrames(
                 names=self._names, issues=wall.IssueColumns(*self._issues.live()),
                 lots=_lot_frame(*self._lots.live()),
-                plan=queries.production_plan(conn, as_of - wall.PLAN_HORIZON, as_of))
+                plan=self._plan_at(conn, as_of))
             return self._frames
+
+    def _plan_at(self, conn: Connection, as_of: datetime) -> pd.DataFrame:
+        """The shifts starting in the PLAN_HORIZON before as_of (queries.production_plan),
+        re-read only after plan rows were written or when as_of leaves what was read."""
+        since = as_of - wall.PLAN_HORIZON
+        if self._plan_span is None or not self._plan_span[0] <= since < as_of <= self._plan_span[1]:
+            self._plan_span = (since, as_of + _PLAN_AHEAD)
+            self._plan = queries.production_plan(conn, *self._plan_span)
+        start = self._plan["shift_start"]
+        return self._plan[(start >= kpis.instant(since)) & (start < kpis.instant(as_of))] \
+            .reset_index(drop=True)
 
     # ---- full load -------------------------------------------------------------------
 
@@ -218,6 +232,7 @@ class WallState:
         self._read = {"events": _Read(), "movements": _Read()}
         for table, keys in read.items():
             self._read[table].add(keys["key"].to_numpy(), wall.ns(keys["recorded_at"]))
+        self._plan_span = None
         self._version, self._watermark = version, watermark
 
     # ---- following -------------------------------------------------------------------
@@ -232,7 +247,7 @@ class WallState:
         moves = queries.movements_written_since(conn, self._watermark)
         moves = moves[self._read["movements"].unread(moves["id"].to_numpy(dtype=object), after)]
         issues = queries.issues_written_since(conn, self._watermark)
-        late_events, late_moves = self._late(conn)
+        late_events, late_moves = self._check_overlap(conn)
         if len(late_events):
             events = pd.concat([events, late_events])
         # An issue changes with its events; one stamped just before the watermark and
@@ -255,12 +270,16 @@ class WallState:
         self._apply_due_moves(as_of)
         self._watermark = watermark
 
-    def _late(self, conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _check_overlap(self, conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The events and movements that committed after the last read although stamped
-        within the overlap before it: none unless the overlap's count says so."""
+        within the overlap before it: none unless the overlap's count says so. Plan rows
+        written within the overlap or since make the plan be read again."""
         until = self._watermark
         since = until - _overlap()
-        counted = dict(zip(("events", "movements"), queries.recorded_counts(conn, since, until)))
+        events, movements, plan = queries.written_counts(conn, since, until)
+        counted = {"events": events, "movements": movements}
+        if plan:
+            self._plan_span = None
         late = {}
         for table, keys_since, by_key in (
                 ("events", queries.event_keys_recorded_since, queries.events_by_id),

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from data import db, demo, kpis, queries, store, timezones, wall
-from data.models import Department, Issue, IssueEvent, Movement
+from data.models import Department, Issue, IssueEvent, Movement, ProductionPlan
 from data.wall_state import WallState
 
 END = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)   # 10:00 in Shanghai
@@ -34,7 +34,7 @@ def assert_same_as_full_read(engine, state: WallState, as_of: datetime, **scope)
 
 def live_changes(engine, at: datetime) -> None:
     """A minute on the floor: issues raised, handed back and forth, acknowledged, resolved;
-    lots arriving and leaving; one move booked for later."""
+    lots arriving and leaving; one move booked for later; a shift's output reported."""
     with db.session_scope(engine) as s:
         store.raise_issue(s, issue_id="LIVE-1", issue_type="quality_anomaly", title="毛刺",
                           severity="P1", at=at, location_code=None)
@@ -59,6 +59,12 @@ def live_changes(engine, at: datetime) -> None:
              "lot": lot.lot, "qty": 1.0, "from_location_code": lot.to_location_code,
              "to_location_code": "WH-RM"},
         ])
+    with engine.begin() as conn:
+        shift = conn.execute(select(ProductionPlan).where(ProductionPlan.shift_start <= at)
+                             .order_by(ProductionPlan.shift_start.desc()).limit(1)).one()
+        store.report_production(conn, [{"line": shift.line, "shift_start": shift.shift_start,
+                                        "shift_end": shift.shift_end, "planned_qty": shift.planned_qty,
+                                        "actual_qty": (shift.actual_qty or 0.0) + 37.0}])
 
 
 @pytest.mark.parametrize("scope", [{}, {"department": "QA"}, {"line": "L2"}], ids=["site", "dept", "line"])
@@ -81,7 +87,8 @@ def test_a_row_that_commits_late_into_the_overlap_is_still_read(plant):
     stamped = state._watermark - timedelta(seconds=5)
     with plant.begin() as conn:
         for model, column in ((Issue, Issue.updated_at), (IssueEvent, IssueEvent.recorded_at),
-                              (Movement, Movement.recorded_at)):
+                              (Movement, Movement.recorded_at),
+                              (ProductionPlan, ProductionPlan.updated_at)):
             conn.execute(update(model).where(column > stamped).values({column: stamped}))
     assert_same_as_full_read(plant, state, END + timedelta(minutes=10))
 
