@@ -169,20 +169,29 @@ def ping_pong_since(events: pd.DataFrame) -> pd.Series:
     of the event that first took it back. The events up to any instant are a prefix of an
     issue's sequence, so the issue is ping-pong at as_of exactly when this is <= as_of."""
     known = events[events["department_code"].notna()]
-    issue, issue_ids = pd.factorize(known["issue_id"].to_numpy(dtype=object))
-    department, _ = pd.factorize(known["department_code"].to_numpy(dtype=object))
-    at = _instants(known, "at").array.as_unit("ns").asi8
-    order = np.lexsort((known["event_id"].to_numpy(dtype="int64"), at, issue))
-    issue, department, at = issue[order], department[order], at[order]
+    issue_ids, first = first_returns(
+        known["issue_id"].to_numpy(dtype=object), known["department_code"].to_numpy(dtype=object),
+        _instants(known, "at").array.as_unit("ns").asi8, known["event_id"].to_numpy(dtype="int64"))
+    return pd.Series(pd.to_datetime(first, utc=True).as_unit("ns"),
+                     index=pd.Index(issue_ids, name="issue_id"), name="ping_pong_at")
+
+
+def first_returns(issue_ids: np.ndarray, departments: np.ndarray, at_ns: np.ndarray,
+                  event_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ping_pong_since over plain arrays of events that name a department: the issues that
+    went back to a department they had left, and when each first did (ns since the epoch)."""
+    issue, uniques = pd.factorize(issue_ids)
+    department, _ = pd.factorize(departments)
+    order = np.lexsort((event_ids, at_ns, issue))
+    issue, department, at = issue[order], department[order], at_ns[order]
     held = np.ones(len(issue), dtype=bool)
     held[1:] = (issue[1:] != issue[:-1]) | (department[1:] != department[:-1])
     issue, department, at = issue[held], department[held], at[held]
     width = int(department.max()) + 1 if len(department) else 1
     back = pd.Series(issue.astype(np.int64) * width + department).duplicated().to_numpy()
     first = pd.Series(at[back]).groupby(issue[back]).min()
-    return pd.Series(pd.to_datetime(first.to_numpy(), utc=True).as_unit("ns"),
-                     index=pd.Index(np.asarray(issue_ids, dtype=object)[first.index.to_numpy(dtype="int64")],
-                                    name="issue_id"), name="ping_pong_at")
+    return (np.asarray(uniques, dtype=object)[first.index.to_numpy(dtype="int64")],
+            first.to_numpy(dtype=np.int64))
 
 
 def ping_pong_issue_ids(events: pd.DataFrame, as_of: datetime) -> set[str]:

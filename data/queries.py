@@ -79,7 +79,11 @@ def _column(values, kind: str):
     if kind == "int":
         return np.array(values, dtype="int64")
     # Text stays object: pandas would otherwise infer its string type, value by value.
-    return pd.Series(values, dtype=object) if len(values) else pd.array([], dtype="str")
+    if not len(values):
+        return pd.array([], dtype="str")
+    text = np.empty(len(values), dtype=object)
+    text[:] = values
+    return text
 
 
 def _frame(conn: Connection, stmt, columns: dict[str, str],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -37,10 +37,6 @@ _THRESHOLD_SETTINGS = {
 def threshold(tile: str) -> tuple[float, float]:
     """(amber, red) of a tile: amber <= red means higher is worse."""
     return settings.get_pair(_THRESHOLD_SETTINGS[tile])
-
-
-def _none_if_nan(value):
-    return None if value is None or pd.isna(value) else float(value)
 
 
 def display_names(conn: Connection) -> dict:
@@ -76,8 +72,28 @@ def _limit_ns(minutes: pd.Series) -> np.ndarray:
     return np.where(limit.isna().to_numpy(), NEVER_NS, limit.array.as_unit("ns").asi8)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def epoch_ns(instant: datetime) -> int:
-    return int(kpis.instant(instant).as_unit("ns").value)
+    """An aware instant as nanoseconds since the epoch (integer arithmetic: a refresh asks
+    this dozens of times)."""
+    if isinstance(instant, pd.Timestamp) or instant.tzinfo is None:
+        return int(kpis.instant(instant).as_unit("ns").value)
+    return (instant - _EPOCH) // _MICROSECOND * 1000
+
+
+def _group_medians(groups: np.ndarray, values: np.ndarray, count: int) -> list:
+    """The median of the values of each group 0..count-1 (None for a group without a
+    value), as pandas' groupby median gives it."""
+    known = ~np.isnan(values)
+    groups, values = groups[known], values[known]
+    order = np.argsort(groups, kind="stable")
+    groups, values = groups[order], values[order]
+    bounds = np.searchsorted(groups, np.arange(count + 1))
+    return [float(np.median(values[start:end])) if end > start else None
+            for start, end in zip(bounds[:-1], bounds[1:])]
 
 
 def shift_attainment(plan: pd.DataFrame, during: datetime, as_of: datetime) -> float | None:
@@ -108,13 +124,19 @@ def issue_columns(frame: pd.DataFrame, departments: list[str],
         "ack_limit": _limit_ns(frame["ack_minutes"]), "resolve_limit": _limit_ns(frame["resolve_minutes"]),
         "cancelled": (frame["status"] == "cancelled").to_numpy(dtype=bool),
         "owner": text("owner_department_code"),
-        "department": pd.Categorical(frame["owner_department_code"], categories=departments)
-        .codes.astype(np.int64),
+        "department": _positions(frame["owner_department_code"], departments),
         "line": text("line"), "issue_type": text("issue_type"), "severity": text("severity"),
         "title": text("title"), "location_code": text("location_code"),
         "ping_pong": np.full(len(frame), NEVER_NS, dtype=np.int64) if ping_pong_at is None
         else ns(ping_pong_at.reindex(frame["id"].to_numpy(dtype=object))),
     }
+
+
+def _positions(codes: pd.Series, known: list[str]) -> np.ndarray:
+    """Each code's position in `known`, -1 for one not in it."""
+    position = {code: n for n, code in enumerate(known)}
+    return np.fromiter((position.get(code, -1) for code in codes.tolist()), dtype=np.int64,
+                       count=len(codes))
 
 
 class IssueColumns:
@@ -207,7 +229,7 @@ def _scoreboard(week: IssueColumns, open_now: IssueColumns, as_of: datetime,
         return np.bincount(chosen[chosen >= 0], minlength=len(codes))
 
     met, breached = week.response_outcomes(at)
-    medians = pd.Series(week.response_minutes(at)).groupby(week.department).median()
+    medians = _group_medians(week.department, week.response_minutes(at), len(codes))
     raised = count(week)
     met_counts, breached_counts = count(week, met), count(week, breached)
     ping_pong = count(week, week.ping_pong <= at)
@@ -219,7 +241,7 @@ def _scoreboard(week: IssueColumns, open_now: IssueColumns, as_of: datetime,
         rows.append({"department_code": code, **names["departments"][code],
                      "raised": int(raised[n]), "open": int(open_counts[n]),
                      "overdue": int(overdue_counts[n]),
-                     "median_response_min": _none_if_nan(medians.get(n)),
+                     "median_response_min": medians[n],
                      "response_sla_compliance": int(met_counts[n]) / decided if decided else None,
                      "ping_pong": int(ping_pong[n])})
     contenders = [r for r in rows if r["raised"] >= STAR_MIN_ISSUES
@@ -238,14 +260,7 @@ def _daily_median_response(issues: IssueColumns, as_of: datetime, days: list) ->
     tz = timezones.site_zone()
     starts = [epoch_ns(datetime.combine(day, time(), tzinfo=tz)) for day in days]
     day = np.searchsorted(np.asarray(starts, dtype=np.int64), issues.raised, side="right") - 1
-    minutes = issues.response_minutes(epoch_ns(as_of))
-    known = ~np.isnan(minutes)
-    day, minutes = day[known], minutes[known]
-    order = np.argsort(day, kind="stable")
-    day, minutes = day[order], minutes[order]
-    bounds = np.searchsorted(day, np.arange(len(days) + 1))
-    return [float(np.median(minutes[start:end])) if end > start else None
-            for start, end in zip(bounds[:-1], bounds[1:])]
+    return _group_medians(day, issues.response_minutes(epoch_ns(as_of)), len(days))
 
 
 @dataclass(frozen=True)

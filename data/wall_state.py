@@ -310,11 +310,16 @@ class WallState:
         issue_ids = [i for i in issue_ids if i in self._issues.row_of]
         if not issue_ids:
             return
-        rows = [(issue_id, *event) for issue_id in issue_ids for event in self._events[issue_id]]
-        events = pd.DataFrame(rows, columns=["issue_id", "event_id", "at_ns", "department_code"])
-        events["at"] = pd.to_datetime(events["at_ns"], utc=True)
-        since = kpis.ping_pong_since(events)
-        self._issues.put(issue_ids, {"ping_pong": wall.ns(since.reindex(issue_ids))})
+        events = [(issue_id, *event) for issue_id in issue_ids for event in self._events[issue_id]
+                  if event[2] is not None]
+        returned = {}
+        if events:
+            issues, event_ids, at, departments = zip(*events)
+            returned = dict(zip(*kpis.first_returns(
+                np.array(issues, dtype=object), np.array(departments, dtype=object),
+                np.array(at, dtype=np.int64), np.array(event_ids, dtype=np.int64))))
+        self._issues.put(issue_ids, {"ping_pong": np.array(
+            [returned.get(i, wall.NEVER_NS) for i in issue_ids], dtype=np.int64)})
 
     def _add_moves(self, moves: pd.DataFrame) -> None:
         if len(moves):
