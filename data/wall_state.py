@@ -280,24 +280,22 @@ class WallState:
         counted = {"events": events, "movements": movements}
         if plan:
             self._plan_span = None
-        late = {}
+        late = {"events": pd.DataFrame(), "movements": pd.DataFrame()}
         for table, keys_since, by_key in (
                 ("events", queries.event_keys_recorded_since, queries.events_by_id),
                 ("movements", queries.movement_keys_recorded_since, queries.movements_by_id)):
             read = self._read[table]
-            late[table] = None
-            if counted[table] != read.count(wall.epoch_ns(since), wall.epoch_ns(until)):
-                keys = keys_since(conn, since)
-                keys = keys[keys["recorded_at"] <= kpis.instant(until)]
-                unseen = set(keys["key"].tolist()) - read.keys()
-                if unseen:
-                    late[table] = by_key(conn, unseen)
-        empty = pd.DataFrame()
-        return (empty if late["events"] is None else late["events"],
-                empty if late["movements"] is None else late["movements"])
+            if counted[table] == read.count(wall.epoch_ns(since), wall.epoch_ns(until)):
+                continue
+            keys = keys_since(conn, since)
+            keys = keys[keys["recorded_at"] <= kpis.instant(until)]
+            unseen = set(keys["key"].tolist()) - read.keys()
+            if unseen:
+                late[table] = by_key(conn, unseen)
+        return late["events"], late["movements"]
 
     def _add_events(self, events: pd.DataFrame) -> set:
-        """Keep the events of recent issues; the ids of the issues they belong to."""
+        """Keep `events` with their issues' others; the ids of the issues they belong to."""
         issue_ids = events["issue_id"].to_numpy(dtype=object)
         for issue_id, event_id, at, department in zip(
                 issue_ids, events["event_id"].to_numpy(), wall.ns(events["at"]),
@@ -361,7 +359,7 @@ class WallState:
         lots.retire(key for key, left in zip(keys, qty) if left <= queries.QTY_EPSILON)
 
     def _forget_before(self, as_of: datetime) -> None:
-        """Drop what no screen can count any more, so memory follows the window, not the
+        """Retire what no screen can count any more, so memory follows the window, not the
         history. Rows outside every window change no figure, so this runs every 15 minutes of
         as_of, not on every refresh."""
         if self._forgot_at is not None and abs(as_of - self._forgot_at) < _FORGET_EVERY:

@@ -93,6 +93,17 @@ def test_a_row_that_commits_late_into_the_overlap_is_still_read(plant):
     assert_same_as_full_read(plant, state, END + timedelta(minutes=10))
 
 
+def test_rows_read_past_the_watermark_are_not_taken_twice(plant):
+    """A read takes the rows committed by the time it runs, some stamped after the
+    watermark it took first; the next read, from that watermark, sees them again."""
+    state = WallState()
+    assert_same_as_full_read(plant, state, END)
+    live_changes(plant, END + timedelta(minutes=1))
+    assert_same_as_full_read(plant, state, END + timedelta(minutes=10))
+    state._watermark -= timedelta(seconds=10)
+    assert_same_as_full_read(plant, state, END + timedelta(minutes=20))
+
+
 def test_a_bulk_write_makes_the_reader_reload(plant):
     state = WallState()
     assert_same_as_full_read(plant, state, END)
