@@ -40,8 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_URL", "", "Redis URL (redis://host:port/db). When set, snapshots are cached in Redis instead of files."),
     Setting("CACHE_KEY_PREFIX", "floorlink:", "Prefix of every cache key, so several sites can share one Redis."),
     Setting("FOLLOW_OVERLAP_S", "30",
-            "Seconds the wall re-reads behind its last read: the longest a writer may take from "
-            "stamping a row to committing it."),
+            "Seconds behind its last read in which the wall looks for rows that committed late: "
+            "the longest a writer may take from stamping a row to committing it."),
     Setting("DEMO_DAYS", "90", "Days of history the embedded demo plant is filled with on first start."),
     Setting("DEMO_SEED", "7", "Random seed of the embedded demo plant (same seed, same plant)."),
     Setting("SIMULATOR_ISSUES_PER_HOUR", "5", "Issues the live simulator raises per hour on the embedded default."),
