@@ -62,8 +62,8 @@ MINUTE_NS = 60_000_000_000
 def ns(instants: pd.Series) -> np.ndarray:
     """Instants as int64 nanoseconds since the epoch, NEVER_NS where there is none (a step
     not taken yet), so `stamp <= at` reads "had happened by at"."""
-    ns = instants.array.as_unit("ns").asi8
-    return np.where(instants.isna().to_numpy(), NEVER_NS, ns)
+    values = instants.array.as_unit("ns").asi8
+    return np.where(instants.isna().to_numpy(), NEVER_NS, values)
 
 
 def _limit_ns(minutes: pd.Series) -> np.ndarray:
@@ -117,7 +117,9 @@ def issue_columns(frame: pd.DataFrame, departments: list[str],
     """An issue frame (queries.ISSUE_COLUMNS) as the numpy columns the overview counts with:
     instants and limits as nanoseconds, the owner also as its position in `departments`,
     and when each issue first went back to a department it had left (NEVER_NS if not)."""
-    text = lambda name: frame[name].to_numpy(dtype=object)  # noqa: E731 - five alike
+    def text(name: str) -> np.ndarray:
+        return frame[name].to_numpy(dtype=object)
+
     return {
         "id": text("id"), "raised": ns(frame["raised_at"]),
         "acknowledged": ns(frame["acknowledged_at"]), "resolved": ns(frame["resolved_at"]),
