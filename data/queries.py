@@ -399,23 +399,16 @@ def issues_by_id(conn: Connection, ids) -> pd.DataFrame:
     return _by_keys(conn, _issues(), Issue.id, ids, ISSUE_COLUMNS)
 
 
-def _events_of_recent_issues(raised_since: datetime) -> Select:
-    return (select(IssueEvent.issue_id, IssueEvent.id.label("event_id"), IssueEvent.at,
-                   IssueEvent.kind, IssueEvent.department_code)
-            .join(Issue, Issue.id == IssueEvent.issue_id)
-            .where(Issue.raised_at >= raised_since))
-
-
-def events_of_issues_raised_since(conn: Connection, raised_since: datetime) -> pd.DataFrame:
-    return _frame(conn, _events_of_recent_issues(raised_since), EVENT_COLUMNS,
-                  ["issue_id", "at", "event_id"])
-
-
 def _followed_events() -> Select:
     return (select(IssueEvent.issue_id, IssueEvent.id.label("event_id"), IssueEvent.at,
                    IssueEvent.kind, IssueEvent.department_code,
                    Issue.raised_at.label("issue_raised_at"), IssueEvent.recorded_at)
             .join(Issue, Issue.id == IssueEvent.issue_id))
+
+
+def events_of_issues_raised_since(conn: Connection, raised_since: datetime) -> pd.DataFrame:
+    return _frame(conn, _followed_events().where(Issue.raised_at >= raised_since),
+                  FOLLOWED_EVENT_COLUMNS, ["issue_id", "at", "event_id"])
 
 
 def events_recorded_since(conn: Connection, since: datetime) -> pd.DataFrame:
