@@ -75,7 +75,8 @@ def cli(ctx: click.Context) -> None:
 @cli.command("run")
 def run_embedded() -> None:
     """Serve the embedded default: a SQLite demo plant, filled on first start, with the live simulator."""
-    from data import demo, simulator
+    from data import demo
+    from data.demo import simulator
 
     engine = db.get_engine()
     db.upgrade_schema(engine)
@@ -142,7 +143,7 @@ def demo(days: int, seed: int, end: str | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_file(table: str, file: Path) -> None:
     """Import one canonical TABLE from a CSV or XLSX FILE (all rows or none)."""
-    from data import importer
+    from data.ingest import importer
 
     engine = db.get_engine()
     db.upgrade_schema(engine)
@@ -161,7 +162,7 @@ def import_file(table: str, file: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON object.")
 def kpis(since: str | None, until: str | None, as_of: str | None, as_json: bool) -> None:
     """Print the KPIs of a window (contract section 2)."""
-    from data import kpi_report
+    from data.reports import kpi_report
 
     at = _instant(as_of, timezones.utc_now())
     end = _instant(until, at)

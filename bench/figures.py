@@ -19,7 +19,7 @@ import numpy as np
 
 from data import timezones
 
-# The wall's rules (data/wall.py), restated so the benchmark checks them independently.
+# The wall's rules (data/wall/), restated so the benchmark checks them independently.
 SHORTAGE_TYPE = "material_shortage"
 STAR_MIN_ISSUES = 5
 TREND_DAYS = 30

@@ -33,12 +33,12 @@ from sqlalchemy.engine import Engine, make_url
 from bench import figures as fig
 from bench import variants, workloads
 from data import db, settings, timezones, wall
-from data.wall_state import WallState
+from data.wall.follower import WallState
 from data.models import Department
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # "project" is what a screen's refresh costs: the overview from frames followed incrementally
-# (data.wall_state), as data.screens serves it; "project-full" reads the frames in full, as
+# (data.wall.follower), as data.wall.screens serves it; "project-full" reads the frames in full, as
 # a worker does on its first refresh.
 VARIANTS = ("project", "project-full", "naive-pandas", "memory-pandas", "duckdb", "sql-pushdown",
             "memory-probe")

@@ -33,7 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from data import db, demo, simulator, store, timezones
+from data import db, store, timezones
+from data.demo import history as demo
+from data.demo import simulator
 from data.models import (
     Department, Issue, IssueEvent, Location, LotStock, Material, Movement, Person, ProductionPlan,
     SlaRule,

@@ -13,11 +13,12 @@ from urllib.parse import parse_qs
 import dash
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html
 
-from dashboards._i18n import TEXT, bilingual_name, language, t
+from data.words import TEXT, bilingual_name, language, t
 from flask import current_app
 from plotly.utils import PlotlyJSONEncoder
 
-from data import screens, settings
+from data import settings
+from data.wall import screens
 
 
 

@@ -9,8 +9,8 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from flask import current_app
 
 from dashboards import _ui
-from dashboards._i18n import language
-from data import screens
+from data.words import language
+from data.wall import screens
 
 dash.register_page(__name__, path="/issues", name="issues", title="FloorLink · 问题看板")
 

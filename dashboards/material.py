@@ -10,8 +10,8 @@ from dash import (ClientsideFunction, Input, Output, State, callback, clientside
 from flask import current_app
 
 from dashboards import _ui
-from dashboards._i18n import format_minutes, language, t
-from data import screens
+from data.words import format_minutes, language, t
+from data.wall import screens
 
 dash.register_page(__name__, path="/material", name="material", title="FloorLink · 物料看板")
 

@@ -10,8 +10,9 @@ from dash import (ClientsideFunction, Input, Output, Patch, State, callback, cli
 from flask import current_app
 
 from dashboards import _ui
-from dashboards._i18n import bilingual_name, format_minutes, format_percent, language, t
-from data import screens, settings, wall
+from data.words import bilingual_name, format_minutes, format_percent, language, t
+from data import settings, theme
+from data.wall import screens
 
 dash.register_page(__name__, path="/", name="overview", title="FloorLink")
 
@@ -59,12 +60,7 @@ def _goal_min() -> float:
 
 
 def _level(name: str, value: float | None) -> str | None:
-    if value is None:
-        return None
-    warn, bad = wall.threshold(name)
-    if warn <= bad:
-        return "bad" if value >= bad else "warn" if value >= warn else "ok"
-    return "bad" if value <= bad else "warn" if value <= warn else "ok"
+    return theme.level(name, value)
 
 
 def _tile_text(name: str, value, lang: str) -> str:
@@ -98,14 +94,12 @@ def _tile_children(name: str, figures: dict, lang: str, goal_min: float):
 
 
 def _scoreboard(snapshot: dict, lang: str) -> list:
-    sla_warn, sla_bad = wall.threshold("response_sla_compliance")
     head = _ui.grid_row([t("department", lang), t("col_open", lang), t("col_median_response", lang),
                          t("col_sla", lang), t("col_ping_pong", lang)], "score-row score-head")
     rows = [head]
     for d in snapshot["scoreboard"]:
         sla = d["response_sla_compliance"]
-        sla_class = "num " + ("" if sla is None else "bad" if sla < sla_bad else
-                              "warn" if sla < sla_warn else "ok")
+        sla_class = "num " + (theme.level("response_sla_compliance", sla) or "")
         rows.append(_ui.grid_row([
             ("★ " if d["department_code"] == snapshot["star"] else "") + bilingual_name(d, lang),
             html.Span(str(d["open"]), className="num bad" if d["overdue"] else "num"),

@@ -330,7 +330,7 @@ def production_plan(conn: Connection, since: datetime, until: datetime, *,
     return _frame(conn, stmt, PLAN_COLUMNS, ["shift_start", "line"])
 
 
-# ---- what incremental readers (data/wall_state.py) load once and then follow ----------------
+# ---- what incremental readers (data/wall/follower.py) load once and then follow ----------------
 
 MOVEMENT_COLUMNS = {"id": "str", "at": "instant", "material_code": "str", "lot": "str",
                     "qty": "float", "from_location_code": "str", "to_location_code": "str",

@@ -35,6 +35,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("THRESHOLD_RESPONSE_SLA", "0.9,0.75", "Response SLA compliance today: amber below the first, red below the second."),
     Setting("THRESHOLD_RESOLUTION_RATE", "0.8,0.6", "Resolution rate today: amber below the first, red below the second."),
     Setting("THRESHOLD_PLAN_ATTAINMENT", "0.95,0.85", "Plan attainment this shift: amber below the first, red below the second."),
+    Setting("THRESHOLD_STAGNANT_LOTS", "1,10", "Stagnant lots: tile turns amber at the first number, red at the second."),
+    Setting("THRESHOLD_SHORTAGES", "1,3", "Open material shortages: tile turns amber at the first number, red at the second."),
     Setting("CACHE_DIR", str(PROJECT_ROOT / "instance" / "cache"),
             "Folder of the file cache shared by all workers when REDIS_URL is not set."),
     Setting("REDIS_URL", "", "Redis URL (redis://host:port/db). When set, snapshots are cached in Redis instead of files."),

@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from data import db, demo, kpi_report, kpis, queries, store
+from data import db, demo, kpis, queries, store
+from data.demo import history
+from data.reports import kpi_report
 from data.models import CANONICAL_TABLES, Issue, IssueEvent, Location, Movement, SlaRule
 
 END = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 at the site (Asia/Shanghai)
@@ -51,7 +53,7 @@ def test_a_new_build_replaces_the_generated_history_and_keeps_imported_rows(engi
     with engine.connect() as conn:
         ids = set(conn.execute(select(Issue.id)).scalars())
         first_raised = conn.execute(select(func.min(Issue.raised_at))
-                                    .where(Issue.id.startswith(demo.ID_PREFIX))).scalar()
+                                    .where(Issue.id.startswith(history.ID_PREFIX))).scalar()
         movements = conn.execute(select(func.count()).select_from(Movement)).scalar()
     assert "ANDON-1" in ids
     assert len(ids) == later["issues"] + 1

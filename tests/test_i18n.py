@@ -1,6 +1,6 @@
 """Both languages are complete: every word has a Chinese and an English form, and the
 English form is English."""
-from dashboards._i18n import TEXT, format_minutes, format_percent, t
+from data.words import TEXT, format_minutes, format_percent, t
 
 
 def has_cjk(text: str) -> bool:

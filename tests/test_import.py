@@ -13,7 +13,8 @@ import openpyxl
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from data import importer, store
+from data import store
+from data.ingest import importer
 from data.models import (
     CANONICAL_TABLES, Department, Issue, IssueEvent, Location, Material, Movement, Person,
     ProductionPlan, SlaRule,

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from data import db, kpi_report, kpis, queries, store, timezones
+from data import db, kpis, queries, store, timezones
+from data.reports import kpi_report
 from data.models import Department, Issue, Location, LotStock, Material, Movement, ProductionPlan, SlaRule
 
 UTC = timezone.utc

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from data import demo, queries, simulator, store, timezones
+from data import demo, queries, store, timezones
+from data.demo import simulator
 from data.models import Issue, IssueEvent, Movement, ProductionPlan, SlaRule
 
 END = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 at the site

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from flask import Flask
 
-from data import cache, db, screens, store, wall
+from data import cache, db, store, wall
+from data.wall import screens
 from data.models import Department, Location, Material, SlaRule
 
 from conftest import unavailable

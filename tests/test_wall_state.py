@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from data import db, demo, kpis, queries, store, timezones, wall
 from data.models import Department, Issue, IssueEvent, Movement, ProductionPlan
-from data.wall_state import WallState
+from data.wall.follower import WallState
 
 END = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)   # 10:00 in Shanghai
 

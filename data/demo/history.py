@@ -25,7 +25,7 @@ from data import store, timezones
 from data.models import (
     Department, Issue, IssueEvent, Location, Material, Movement, Person, ProductionPlan, SlaRule,
 )
-from data.simulator import (
+from data.demo.simulator import (
     CLOSE_SHARE, DAY_START, DAY_WEIGHT, HARD_SHARE, NIGHT_START, NIGHT_WEIGHT,
     RESPONSE_MEDIAN_MIN, WORKING_SHARE, ID_PREFIX as SIMULATOR_ID_PREFIX, escalation_note,
     is_night, lognormal, response_median_min,

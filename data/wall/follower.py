@@ -2,7 +2,7 @@
 
 A wall refresh needs every issue of the last month, the last week's events and where every
 lot sits. Reading them in full costs what the history costs; following them costs what
-changed since the last refresh. `WallState` loads the frames once (`data.wall.load_frames`)
+changed since the last refresh. `WallState` loads the frames once (`data.wall.frames.load_frames`)
 into numpy columns with a key-to-row map, then on each refresh reads only the issues,
 events and movements written after its watermark and changes those rows in place.
 
@@ -30,7 +30,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from data import kpis, queries, settings, store, timezones, wall
+from data import kpis, queries, settings, store, timezones
+from data.wall.columns import NEVER_NS, IssueColumns, epoch_ns, issue_columns, ns
+from data.wall.frames import (EVENT_HORIZON, ISSUE_HORIZON, PLAN_HORIZON, WallFrames,
+                              load_frames_and_events)
 
 # A lot position's last arrival when nothing arrived (NaT as an integer, smaller than any).
 _NO_ARRIVAL = np.iinfo(np.int64).min
@@ -45,7 +48,7 @@ class _Rows:
     and retires the old one, so the rows handed out (`live`) never change under a reader;
     retired rows are dropped once they outnumber the live ones."""
 
-    _BLANK = {np.dtype(object): None, np.dtype(np.int64): wall.NEVER_NS,
+    _BLANK = {np.dtype(object): None, np.dtype(np.int64): NEVER_NS,
               np.dtype(np.float64): np.nan, np.dtype(bool): False}
 
     def __init__(self, keys: Iterable, columns: dict[str, np.ndarray]):
@@ -163,11 +166,11 @@ class WallState:
         self._read = {"events": _Read(), "movements": _Read()}
         self._plan = pd.DataFrame()
         self._plan_span: tuple[datetime, datetime] | None = None
-        self._frames: wall.WallFrames | None = None
+        self._frames: WallFrames | None = None
         self._frames_as_of: datetime | None = None
         self._forgot_at: datetime | None = None
 
-    def frames(self, conn: Connection, as_of: datetime) -> wall.WallFrames:
+    def frames(self, conn: Connection, as_of: datetime) -> WallFrames:
         """The frames at as_of: a full load the first time or after a bulk write, else the
         last frames plus what was written since."""
         with self._lock:
@@ -181,8 +184,8 @@ class WallState:
                 self._follow(conn, as_of)
             self._forget_before(as_of)
             self._frames_as_of = as_of
-            self._frames = wall.WallFrames(
-                names=self._names, issues=wall.IssueColumns(*self._issues.live()),
+            self._frames = WallFrames(
+                names=self._names, issues=IssueColumns(*self._issues.live()),
                 lots=_lot_frame(*self._lots.live()),
                 plan=self._plan_at(conn, as_of))
             return self._frames
@@ -190,7 +193,7 @@ class WallState:
     def _plan_at(self, conn: Connection, as_of: datetime) -> pd.DataFrame:
         """The shifts starting in the PLAN_HORIZON before as_of (queries.production_plan),
         re-read only after plan rows were written or when as_of leaves what was read."""
-        since = as_of - wall.PLAN_HORIZON
+        since = as_of - PLAN_HORIZON
         if self._plan_span is None or not self._plan_span[0] <= since < as_of <= self._plan_span[1]:
             self._plan_span = (since, as_of + _PLAN_AHEAD)
             self._plan = queries.production_plan(conn, *self._plan_span)
@@ -204,7 +207,7 @@ class WallState:
         watermark = timezones.utc_now()
         since = watermark - _overlap()
         with _one_snapshot(conn) as snap:
-            full, events = wall.load_frames_and_events(snap, as_of)
+            full, events = load_frames_and_events(snap, as_of)
             # What the overlap will count again is already in the frames: remember it.
             read = {"events": queries.event_keys_recorded_since(snap, since),
                     "movements": queries.movement_keys_recorded_since(snap, since)}
@@ -231,7 +234,7 @@ class WallState:
         self._add_moves(pending)
         self._read = {"events": _Read(), "movements": _Read()}
         for table, keys in read.items():
-            self._read[table].add(keys["key"].to_numpy(), wall.ns(keys["recorded_at"]))
+            self._read[table].add(keys["key"].to_numpy(), ns(keys["recorded_at"]))
         self._plan_span = None
         self._version, self._watermark = version, watermark
 
@@ -241,7 +244,7 @@ class WallState:
         """Read what was written since the last read, and by key what committed late into
         the overlap before it."""
         watermark = timezones.utc_now()
-        after = wall.epoch_ns(self._watermark)
+        after = epoch_ns(self._watermark)
         events = queries.events_recorded_since(conn, self._watermark)
         events = events[self._read["events"].unread(events["event_id"].to_numpy(), after)]
         moves = queries.movements_written_since(conn, self._watermark)
@@ -257,14 +260,14 @@ class WallState:
             issues = pd.concat([issues, queries.issues_by_id(conn, missed)])
         if len(late_moves):
             moves = pd.concat([moves, late_moves])
-        self._read["events"].add(events["event_id"].to_numpy(), wall.ns(events["recorded_at"]))
-        self._read["movements"].add(moves["id"].to_numpy(dtype=object), wall.ns(moves["recorded_at"]))
+        self._read["events"].add(events["event_id"].to_numpy(), ns(events["recorded_at"]))
+        self._read["movements"].add(moves["id"].to_numpy(dtype=object), ns(moves["recorded_at"]))
         if len(issues):
-            columns = wall.issue_columns(issues, self._departments)
+            columns = issue_columns(issues, self._departments)
             # When an issue went back to a department follows from its events, below.
             del columns["ping_pong"]
             self._issues.put(columns["id"].tolist(), columns)
-        recent = events[events["issue_raised_at"] >= kpis.instant(as_of - wall.EVENT_HORIZON)]
+        recent = events[events["issue_raised_at"] >= kpis.instant(as_of - EVENT_HORIZON)]
         self._follow_ping_pong(self._add_events(recent))
         self._add_moves(moves)
         self._apply_due_moves(as_of)
@@ -285,7 +288,7 @@ class WallState:
                 ("events", queries.event_keys_recorded_since, queries.events_by_id),
                 ("movements", queries.movement_keys_recorded_since, queries.movements_by_id)):
             read = self._read[table]
-            if counted[table] == read.count(wall.epoch_ns(since), wall.epoch_ns(until)):
+            if counted[table] == read.count(epoch_ns(since), epoch_ns(until)):
                 continue
             keys = keys_since(conn, since)
             keys = keys[keys["recorded_at"] <= kpis.instant(until)]
@@ -298,7 +301,7 @@ class WallState:
         """Keep `events` with their issues' others; the ids of the issues they belong to."""
         issue_ids = events["issue_id"].to_numpy(dtype=object)
         for issue_id, event_id, at, department in zip(
-                issue_ids, events["event_id"].to_numpy(), wall.ns(events["at"]),
+                issue_ids, events["event_id"].to_numpy(), ns(events["at"]),
                 events["department_code"].to_numpy(dtype=object)):
             self._events.setdefault(issue_id, []).append((int(event_id), int(at), department))
         return set(issue_ids.tolist())
@@ -317,12 +320,12 @@ class WallState:
                 np.array(issues, dtype=object), np.array(departments, dtype=object),
                 np.array(at, dtype=np.int64), np.array(event_ids, dtype=np.int64))))
         self._issues.put(issue_ids, {"ping_pong": np.array(
-            [returned.get(i, wall.NEVER_NS) for i in issue_ids], dtype=np.int64)})
+            [returned.get(i, NEVER_NS) for i in issue_ids], dtype=np.int64)})
 
     def _add_moves(self, moves: pd.DataFrame) -> None:
         if len(moves):
             self._pending_moves.extend(zip(
-                wall.ns(moves["at"]).tolist(), moves["lot"].tolist(), moves["material_code"].tolist(),
+                ns(moves["at"]).tolist(), moves["lot"].tolist(), moves["material_code"].tolist(),
                 moves["qty"].tolist(), moves["from_location_code"].tolist(),
                 moves["to_location_code"].tolist()))
 
@@ -330,7 +333,7 @@ class WallState:
         """Add the moves that have happened by as_of to the lots' positions: each changed
         position is its balance before plus the moves in and out, its last arrival the
         latest; a position that empties leaves."""
-        at = wall.epoch_ns(as_of)
+        at = epoch_ns(as_of)
         due = [move for move in self._pending_moves if move[0] <= at]
         if not due:
             return
@@ -368,14 +371,14 @@ class WallState:
         issues = self._issues
         columns, rows = issues.live()
         resolved, raised, ids = columns["resolved"][rows], columns["raised"][rows], columns["id"][rows]
-        done = (resolved < wall.epoch_ns(as_of - timedelta(days=1))) | columns["cancelled"][rows]
-        stale = (raised < wall.epoch_ns(as_of - wall.ISSUE_HORIZON)) & done
+        done = (resolved < epoch_ns(as_of - timedelta(days=1))) | columns["cancelled"][rows]
+        stale = (raised < epoch_ns(as_of - ISSUE_HORIZON)) & done
         issues.retire(ids[stale].tolist())
         # Events are kept for the issues raised in the last EVENT_HORIZON only.
-        recent_since = wall.epoch_ns(as_of - wall.EVENT_HORIZON)
+        recent_since = epoch_ns(as_of - EVENT_HORIZON)
         for issue_id in ids[(raised < recent_since) | stale].tolist():
             self._events.pop(issue_id, None)
-        since = wall.epoch_ns(self._watermark - _overlap())
+        since = epoch_ns(self._watermark - _overlap())
         for read in self._read.values():
             read.forget_before(since)
 

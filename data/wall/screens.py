@@ -3,7 +3,7 @@ for every screen and worker, and served from the shared cache (data/cache.py).
 
 The clock is rounded down to the refresh interval, so every screen in one interval shares
 one `as_of` and one computation per scope. The overview is computed from frames that this
-process keeps current incrementally (data/wall_state.py), so its cost follows what changed,
+process keeps current incrementally (data/wall/follower.py), so its cost follows what changed,
 not the length of the history.
 """
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Callable
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from data import cache, db, settings, timezones, wall
-from data.wall_state import WallState
+from data import cache, db, settings, timezones
+from data.wall import frames, material, overview
+from data.wall.follower import WallState
 
 _states: dict[str, WallState] = {}
 
@@ -52,7 +53,7 @@ def overview_for_screen(database_url: str, *, department: str | None = None,
     state = _states.setdefault(database_url, WallState())
 
     def compute(conn: Connection, as_of: datetime) -> dict:
-        return wall.overview_from_frames(state.frames(conn, as_of), as_of,
+        return overview.overview_from_frames(state.frames(conn, as_of), as_of,
                                          department=department, line=line)
 
     return _for_screen("overview", database_url, compute, department=department, line=line)
@@ -62,7 +63,7 @@ def material_for_screen(database_url: str, *, line: str | None = None) -> dict:
     state = _states.setdefault(database_url, WallState())
 
     def compute(conn: Connection, as_of: datetime) -> dict:
-        return wall.material_from_frames(state.frames(conn, as_of), conn, as_of, line=line)
+        return material.material_from_frames(state.frames(conn, as_of), conn, as_of, line=line)
 
     return _for_screen("material", database_url, compute, line=line)
 
@@ -86,4 +87,4 @@ def view_for_screen(view: str, database_url: str, snapshot: Callable[[], dict],
 def names_for_screen(database_url: str) -> dict:
     """Display names for screen headers; a missing database leaves codes on screen."""
     return cache.cached(cache.cache_key("names", database_url),
-                        lambda: _read(database_url, wall.display_names), timeout_s=300)
+                        lambda: _read(database_url, frames.display_names), timeout_s=300)

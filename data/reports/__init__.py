@@ -1,0 +1,1 @@
+"""What leaves FloorLink as a report: the `kpis` command's figures, as data and as text."""
