@@ -9,13 +9,14 @@ import gc
 import json
 import logging
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 import dash
 
 from data import db, settings, timezones
+from data.models import CANONICAL_TABLES
 
 log = logging.getLogger("floorlink")
 
@@ -58,8 +59,24 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _instant(value: str | None, default):
-    return timezones.parse_instant(value) if value else default
+class Instant(click.ParamType):
+    """An ISO 8601 time on the command line; without an offset it is site-local."""
+
+    name = "ISO-8601-time"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime):
+            return value
+        try:
+            return timezones.parse_instant(value)
+        except ValueError:
+            # One line, without the usage text: the option and what it wants.
+            raise click.ClickException(
+                f"{param.opts[0]} {value!r} is not an ISO 8601 time such as 2026-11-20T08:00 "
+                "(site time) or 2026-11-20T08:00+08:00") from None
+
+
+INSTANT = Instant()
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,18 +90,36 @@ def cli(ctx: click.Context) -> None:
 
 
 @cli.command("run")
-def run_embedded() -> None:
-    """Serve the embedded default: a SQLite demo plant, filled on first start, with the live simulator."""
+@click.option("--demo", "fill_demo", is_flag=True,
+              help="Fill an empty configured database with the demo plant (always so on the embedded default).")
+@click.option("--simulate", is_flag=True,
+              help="Run the live simulator on the configured database (always so on the embedded default).")
+def run_embedded(fill_demo: bool, simulate: bool) -> None:
+    """Serve the embedded default: a SQLite demo plant, filled on first start, with the live simulator.
+
+    With DATABASE_URL set, the database is served as it is: the demo plant and the simulator
+    write into it only when --demo and --simulate ask for them.
+    """
     from data import demo
     from data.demo import simulator
 
+    embedded = settings.is_embedded_default()
     engine = db.get_engine()
-    db.upgrade_schema(engine)
-    if demo.is_empty(engine):
+    if embedded or fill_demo or simulate:
+        db.upgrade_schema(engine)
+    if not embedded and not (fill_demo or simulate):
+        click.echo("DATABASE_URL is set: serving that database as it is, without demo data or "
+                   "simulator (add --demo to fill an empty database with the demo plant, "
+                   "--simulate to run the live simulator).", err=True)
+    if (embedded or fill_demo) and demo.is_empty(engine):
         days, seed = settings.get_int("DEMO_DAYS"), settings.get_int("DEMO_SEED")
         log.info("filling the demo plant: %d days, seed %d (first start only)", days, seed)
         demo.build_demo_plant(engine, days=days, seed=seed)
-    simulator.start_background(engine)
+    elif fill_demo:
+        click.echo("--demo: the database already holds data; the demo plant was not written.", err=True)
+    if embedded or simulate:
+        log.info("starting the live simulator")
+        simulator.start_background(engine)
     _serve(settings.get("HOST"), settings.get_int("PORT"))
 
 
@@ -125,24 +160,30 @@ def init_db() -> None:
 @cli.command()
 @click.option("--days", type=int, default=90, show_default=True, help="Days of history.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
-@click.option("--end", default=None, help="Last instant of the history (ISO 8601; default: now, to the hour).")
-def demo(days: int, seed: int, end: str | None) -> None:
+@click.option("--end", type=INSTANT, default=None,
+              help="Last instant of the history (ISO 8601; default: now, to the hour).")
+def demo(days: int, seed: int, end: datetime | None) -> None:
     """Write a reproducible demo plant's history into the configured database."""
     from data import demo as demo_plant
 
     engine = db.get_engine()
     db.upgrade_schema(engine)
-    summary = demo_plant.build_demo_plant(engine, days=days, seed=seed,
-                                          end=_instant(end, None))
+    summary = demo_plant.build_demo_plant(engine, days=days, seed=seed, end=end)
     for table, count in summary.items():
         click.echo(f"{table:16} {count:>9,}")
 
 
 @cli.command("import")
-@click.argument("table")
+@click.argument("table", type=click.Choice(list(CANONICAL_TABLES)))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_file(table: str, file: Path) -> None:
-    """Import one canonical TABLE from a CSV or XLSX FILE (all rows or none)."""
+    """Import one canonical TABLE from a CSV or XLSX FILE, all rows or none.
+
+    \b
+    TABLE is one of: departments, people, sla_rules, locations, materials,
+    issues, issue_events, movements, production_plan (import them in that order:
+    later tables refer to earlier ones). Columns and formats: docs/import.md.
+    """
     from data.ingest import importer
 
     engine = db.get_engine()
@@ -156,17 +197,23 @@ def import_file(table: str, file: Path) -> None:
 
 
 @cli.command()
-@click.option("--since", default=None, help="Window start, ISO 8601 (default: 7 days before --until).")
-@click.option("--until", default=None, help="Window end, exclusive (default: --as-of).")
-@click.option("--as-of", "as_of", default=None, help="Instant the KPIs are computed at (default: now).")
-@click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON object.")
-def kpis(since: str | None, until: str | None, as_of: str | None, as_json: bool) -> None:
-    """Print the KPIs of a window (contract section 2)."""
+@click.option("--since", type=INSTANT, default=None,
+              help="Window start, ISO 8601 (default: 7 days before --until).")
+@click.option("--until", type=INSTANT, default=None, help="Window end, exclusive (default: --as-of).")
+@click.option("--as-of", "as_of", type=INSTANT, default=None,
+              help="Instant the KPIs are computed at (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print the KPIs as one JSON object (docs/kpis.md).")
+def kpis(since: datetime | None, until: datetime | None, as_of: datetime | None, as_json: bool) -> None:
+    """Print the KPIs of the window [since, until) as of an instant (definitions: docs/kpis.md)."""
     from data.reports import kpi_report
 
-    at = _instant(as_of, timezones.utc_now())
-    end = _instant(until, at)
-    start = _instant(since, end - timedelta(days=7))
+    at = as_of or timezones.utc_now()
+    end = until or at
+    start = since or end - timedelta(days=7)
+    if start >= end:
+        raise click.ClickException(
+            f"the window is empty: --since {timezones.to_site(start).isoformat()} is not before "
+            f"--until {timezones.to_site(end).isoformat()}")
     report = kpi_report.kpi_report(db.get_engine(), since=start, until=end, as_of=at)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))

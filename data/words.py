@@ -87,12 +87,46 @@ TEXT: dict[str, tuple[str, str]] = {
     # trend
     "trend_title": ("近30天每日响应时长中位数（分钟）", "Daily median response, last 30 days (min)"),
     "trend_goal": ("目标 {goal} 分钟", "goal {goal} min"),
+    # the kpis report (data/reports/kpi_report.py)
+    "kpi_raised": ("发起", "raised"),
+    "kpi_response_median_min": ("响应时长中位数（分）", "response median (min)"),
+    "kpi_response_p90_min": ("响应时长 P90（分）", "response p90 (min)"),
+    "kpi_resolution_median_min": ("解决时长中位数（分）", "resolution median (min)"),
+    "kpi_resolution_p90_min": ("解决时长 P90（分）", "resolution p90 (min)"),
+    "kpi_response_sla_met": ("响应达标", "response SLA met"),
+    "kpi_response_sla_breached": ("响应超时", "response SLA breached"),
+    "kpi_response_sla_compliance": ("响应达成率", "response SLA compliance"),
+    "kpi_resolution_sla_met": ("解决达标", "resolution SLA met"),
+    "kpi_resolution_sla_breached": ("解决超时", "resolution SLA breached"),
+    "kpi_resolution_sla_compliance": ("解决达成率", "resolution SLA compliance"),
+    "kpi_resolution_rate": ("解决率", "resolution rate"),
+    "kpi_open": ("截至时点未关闭", "open at as_of"),
+    "kpi_overdue": ("截至时点超时", "overdue at as_of"),
+    "kpi_handoffs_mean": ("平均转派次数", "hand-offs per issue"),
+    "kpi_ping_pong_issues": ("来回转派问题", "ping-pong issues"),
+    "report_title": ("FloorLink 指标，截至", "FloorLink KPIs as of"),
+    "report_window": ("统计窗口", "window"),
+    "report_overall": ("全厂", "overall"),
+    "report_stagnant_lots": ("物料滞留批次", "stagnant lots"),
+    "report_turnover": ("物料周转率", "material turnover"),
+    "report_plan_attainment": ("计划达成率", "plan attainment"),
+    "report_on_hand": ("库存", "on-hand"),
+    "report_location": ("库位", "location"),
+    "report_material": ("物料", "material"),
+    "report_qty": ("数量", "qty"),
+    "report_no_stock": ("（无库存）", "(no stock)"),
 }
 
 
 def t(key: str, lang: str) -> str:
     zh, en = TEXT[key]
     return en if lang == "en" else zh
+
+
+def both(key: str) -> str:
+    """English then Chinese, for output read by either (a terminal, a log)."""
+    zh, en = TEXT[key]
+    return f"{en} {zh}"
 
 
 def language(value: str | None) -> str:

@@ -2,6 +2,7 @@
 server that refuses a database whose schema it does not know (import: tests/test_import.py)."""
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,51 @@ def test_serve_refuses_a_database_without_the_schema(tmp_path):
     assert result.returncode == 1
     assert "run `python app.py init-db`" in result.stderr
 
+
+
+def test_a_bad_time_or_an_empty_window_is_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'any.sqlite'}"
+    bad = run("kpis", "--as-of", "next monday", url=url, check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        "Error: --as-of 'next monday' is not an ISO 8601 time such as 2026-11-20T08:00 (site time) "
+        "or 2026-11-20T08:00+08:00"]
+    inverted = run("kpis", "--since", "2026-11-20", "--until", "2026-11-10", url=url, check=False)
+    assert inverted.returncode == 1
+    assert inverted.stderr.strip().splitlines() == [
+        "Error: the window is empty: --since 2026-11-20T00:00:00+08:00 is not before "
+        "--until 2026-11-10T00:00:00+08:00"]
+    assert run("kpis", "--since", "2026-11-10", "--until", "2026-11-10", url=url,
+               check=False).returncode == 1
+
+
+def test_import_help_lists_the_tables(tmp_path):
+    shown = run("import", "--help", url=f"sqlite:///{tmp_path / 'any.sqlite'}").stdout
+    for table in ("departments", "people", "sla_rules", "locations", "materials", "issues",
+                  "issue_events", "movements", "production_plan"):
+        assert table in shown
+    assert "docs/import.md" in shown and (ROOT / "docs" / "import.md").exists()
+
+
+def test_a_configured_database_gets_no_demo_plant_unasked(tmp_path):
+    """`python app.py` with DATABASE_URL set serves that database as it is."""
+    from sqlalchemy import func, select
+
+    from data import db
+    from data.models import Issue
+
+    url = f"sqlite:///{tmp_path / 'plant.sqlite'}"
+    db.upgrade_schema(db.get_engine(url))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        # The port is taken, so the server stops right after deciding what to write.
+        env = {**os.environ, "DATABASE_URL": url, "PORT": str(taken.getsockname()[1]),
+               "CACHE_DIR": str(tmp_path / "cache")}
+        result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, text=True,
+                                capture_output=True, timeout=120)
+    assert "serving that database as it is" in result.stderr
+    assert "add --demo" in result.stderr
+    with db.get_engine(url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Issue)).scalar() == 0
+    db.get_engine(url).dispose()

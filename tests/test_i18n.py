@@ -21,3 +21,12 @@ def test_durations_read_the_same_in_both_languages():
     assert format_minutes(None, "en") == "—"
     assert format_percent(0.876, "en") == "88%"
     assert t("tile_open", "zh") == "未关闭问题" and t("tile_open", "en") == "Open issues"
+
+
+def test_the_kpis_report_names_every_figure_in_both_languages():
+    from data import kpis
+    from data.words import both
+
+    for key in kpis.ISSUE_KPI_KEYS:
+        label = both(f"kpi_{key}")
+        assert has_cjk(label) and label.split(" ")[0].isascii(), key

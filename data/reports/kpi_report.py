@@ -7,32 +7,13 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from data import kpis, queries, timezones
+from data.words import both
 
 MINUTE_KEYS = {"response_median_min", "response_p90_min", "resolution_median_min",
                "resolution_p90_min"}
 RATIO_KEYS = {"response_sla_compliance", "resolution_sla_compliance", "resolution_rate",
               "handoffs_mean"}
 MINUTE_DECIMALS, RATIO_DECIMALS, QTY_DECIMALS = 2, 4, 4
-
-LABELS = {
-    "raised": "raised 发起",
-    "response_median_min": "response median (min) 响应时长中位",
-    "response_p90_min": "response p90 (min)",
-    "resolution_median_min": "resolution median (min) 解决时长中位",
-    "resolution_p90_min": "resolution p90 (min)",
-    "response_sla_met": "response SLA met",
-    "response_sla_breached": "response SLA breached 超时",
-    "response_sla_compliance": "response SLA compliance 达成率",
-    "resolution_sla_met": "resolution SLA met",
-    "resolution_sla_breached": "resolution SLA breached 超时",
-    "resolution_sla_compliance": "resolution SLA compliance 达成率",
-    "resolution_rate": "resolution rate 解决率",
-    "open": "open at as_of",
-    "overdue": "overdue at as_of 超时未办",
-    "handoffs_mean": "hand-offs per issue 转派",
-    "ping_pong_issues": "ping-pong issues",
-}
-
 
 def _rounded(key: str, value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -128,25 +109,25 @@ def _width(text: str) -> int:
 def format_text(report: dict) -> str:
     """The report as plain-text tables for a terminal: issues by department, then material."""
     departments = list(report["by_department"])
-    header = ["KPI", "overall", *departments]
-    rows = [[LABELS[key], _cell(report["overall"][key]),
+    header = ["KPI", both("report_overall"), *departments]
+    rows = [[both(f"kpi_{key}"), _cell(report["overall"][key]),
              *(_cell(report["by_department"][d][key]) for d in departments)]
             for key in kpis.ISSUE_KPI_KEYS]
     material = report["material"]
     lines = [
-        f"FloorLink KPIs as of {report['as_of']}",
-        f"window [{report['since']}, {report['until']})",
+        f"{both('report_title')} {report['as_of']}",
+        f"{both('report_window')} [{report['since']}, {report['until']})",
         "",
         *_table(header, rows),
         "",
-        f"stagnant lots 物料滞留: {material['stagnant_lots']}",
-        f"material turnover 物料周转率: {_cell(material.get('turnover'))}",
-        f"plan attainment 计划达成率: {_cell(report.get('plan_attainment'))}",
+        f"{both('report_stagnant_lots')}: {material['stagnant_lots']}",
+        f"{both('report_turnover')}: {_cell(material.get('turnover'))}",
+        f"{both('report_plan_attainment')}: {_cell(report.get('plan_attainment'))}",
         "",
-        "on-hand 库存",
+        both("report_on_hand"),
     ]
     stock = [[item["location"], item["material"], _cell(item["qty"])]
              for item in material["on_hand"]]
-    lines += _table(["location", "material", "qty"], stock, text_columns=2) if stock \
-        else ["(no stock)"]
+    lines += _table([both("report_location"), both("report_material"), both("report_qty")], stock,
+                    text_columns=2) if stock else [both("report_no_stock")]
     return "\n".join(lines)
