@@ -504,7 +504,8 @@ def free_port() -> int:
 class Simulator:
     """The live simulator in a process of its own, so its work does not slow the screens."""
 
-    CODE = "from data import db, simulator; simulator.start_background(db.get_engine()).join()"
+    CODE = ("from data import db; from data.demo import simulator; "
+            "simulator.start_background(db.get_engine()).join()")
 
     def __init__(self, database_url: str, log: Path):
         self.database_url, self.log = database_url, log

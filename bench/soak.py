@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from bench.load import machine_facts, settled_after
-    from data import db, simulator
+    from data import db
+    from data.demo import simulator
     from tools.browser import AppServer, chromium, console_errors, missing_browser, wait_until
 
     if missing_browser():

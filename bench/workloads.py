@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from data import db, store, timezones
 from data.demo import history as demo
-from data.demo import simulator
+from data.demo import issue_history, pace, reference, simulator
 from data.models import (
     Department, Issue, IssueEvent, Location, LotStock, Material, Movement, Person, ProductionPlan,
     SlaRule,
@@ -134,7 +134,7 @@ def read_plant(conn: Connection) -> Plant:
     for location in locations:
         by_kind.setdefault(location.kind, []).append(location)
     materials = conn.execute(
-        select(Material.code).where(Material.category != demo.PRODUCT_CATEGORY)
+        select(Material.code).where(Material.category != reference.PRODUCT_CATEGORY)
         .order_by(Material.code)).scalars().all()
     for kind in ("supplier", "receiving", "iqc", "warehouse", "line_side", "consumption"):
         if kind not in by_kind:
@@ -157,7 +157,8 @@ def read_plant(conn: Connection) -> Plant:
         people_department=np.array([dept_index[p.department_code] for p in people], dtype=np.int64),
         types=[r.issue_type for r in rules],
         type_names=[r.name_zh for r in rules],
-        type_weights=np.array([demo.TYPE_WEIGHTS.get(r.issue_type, 10) for r in rules], dtype=float),
+        type_weights=np.array([issue_history.TYPE_WEIGHTS.get(r.issue_type, 10) for r in rules],
+                              dtype=float),
         type_owner=np.array([dept_index[r.owner_department_code] for r in rules]),
         type_partner=np.array([partner(r) for r in rules]),
         ack_minutes=np.array([r.ack_minutes for r in rules], dtype=float),
@@ -221,8 +222,8 @@ SLOT_KINDS = np.array([KIND_RAISED, KIND_REASSIGNED, KIND_REASSIGNED, KIND_REASS
 S_RAISED, S_R1, S_R2, S_R3, S_R4, S_ESC_ACK, S_ACK, S_C1, S_C2, S_ESC_RES, S_RES, S_CLOSED = range(12)
 SEVERITIES = np.array(["P1", "P2", "P3", "P4"], dtype=object)
 SEVERITY_WEIGHTS = np.array([0.07, 0.25, 0.45, 0.23])
-SEVERITY_PACE = np.array([simulator.SEVERITY_PACE[s] for s in SEVERITIES])
-COMMENTS = np.array(demo.COMMENTS, dtype=object)
+SEVERITY_PACE = np.array([pace.SEVERITY_PACE[s] for s in SEVERITIES])
+COMMENTS = np.array(issue_history.COMMENTS, dtype=object)
 PING_PONG_SHARE, HAND_OFF_SHARE, SECOND_ROUND_SHARE = 0.06, 0.06, 0.3
 CANCELLED_SHARE = 0.01
 # Issues waiting days for a spare part or a supplier: the long tail of the open set.
@@ -244,7 +245,7 @@ def issue_chunk(plant: Plant, rng: np.random.Generator, first_number: int, raise
     owner, partner = plant.type_owner[kind], plant.type_partner[kind]
     ack_limit, resolve_limit = plant.ack_minutes[kind], plant.resolve_minutes[kind]
     hour = ((raised + night_offset_s) % 86_400) // 3_600
-    night = (hour < simulator.DAY_START.hour) | (hour >= simulator.NIGHT_START.hour)
+    night = (hour < pace.DAY_START.hour) | (hour >= pace.NIGHT_START.hour)
     cancelled = rng.random(n) < CANCELLED_SHARE
     ping_pong = ~cancelled & (partner >= 0) & (rng.random(n) < PING_PONG_SHARE)
     second_round = ping_pong & (rng.random(n) < SECOND_ROUND_SHARE)
@@ -261,11 +262,11 @@ def issue_chunk(plant: Plant, rng: np.random.Generator, first_number: int, raise
         step = slot - S_R1
         minutes[mask, slot], target[mask, slot] = gaps[mask, step], to[mask]
         handed[mask] = gaps[mask, step]
-    median = (simulator.RESPONSE_MEDIAN_MIN * (ack_limit / 20) ** 0.6 * SEVERITY_PACE[severity]
-              * np.where(night, simulator.NIGHT_PACE, simulator.DAY_PACE))
+    median = (pace.RESPONSE_MEDIAN_MIN * (ack_limit / 20) ** 0.6 * SEVERITY_PACE[severity]
+              * np.where(night, pace.NIGHT_PACE, pace.DAY_PACE))
     ack = np.maximum(0.5, _lognormal(rng, median, 0.6, n)) + handed
-    working = _lognormal(rng, resolve_limit * simulator.WORKING_SHARE, 0.6, n)
-    working *= np.where(rng.random(n) < simulator.HARD_SHARE, rng.uniform(3, 8, n), 1.0)
+    working = _lognormal(rng, resolve_limit * pace.WORKING_SHARE, 0.6, n)
+    working *= np.where(rng.random(n) < pace.HARD_SHARE, rng.uniform(3, 8, n), 1.0)
     working *= np.where(rng.random(n) < WAITING_SHARE, rng.uniform(10, 30, n), 1.0)
     resolved = ack + np.maximum(2.0, working)
     live = ~cancelled
@@ -279,7 +280,7 @@ def issue_chunk(plant: Plant, rng: np.random.Generator, first_number: int, raise
     for slot, needed in ((S_C1, 1), (S_C2, 2)):
         mask = live & (comments >= needed)
         minutes[mask, slot] = rng.uniform(ack[mask], resolved[mask])
-    closing = live & (rng.random(n) < simulator.CLOSE_SHARE)
+    closing = live & (rng.random(n) < pace.CLOSE_SHARE)
     minutes[closing, S_CLOSED] = resolved[closing] + np.maximum(2.0, _lognormal(
         rng, 90.0, 0.8, int(closing.sum())))
     # A duplicate report: cancelled within the hour, sometimes after an acknowledgement.
@@ -629,7 +630,7 @@ def _production_plan(plant: Plant, start: datetime, end: datetime, seed: int) ->
     day = start.astimezone(tz).date()
     rows = []
     while True:
-        for hour in (simulator.DAY_START, simulator.NIGHT_START):
+        for hour in (pace.DAY_START, pace.NIGHT_START):
             begin = datetime.combine(day, hour, tzinfo=tz).astimezone(timezone.utc)
             if begin >= end:
                 return rows

@@ -14,7 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from data import queries, timezones
+from data import lifecycle, queries, timezones
+from data.lifecycle import LifecycleError
 from data.models import (
     DataVersion, Issue, IssueEvent, Location, LotStock, Movement, ProductionPlan, SlaRule,
 )
@@ -28,10 +29,6 @@ _WRITTEN_AT = {"issues": "updated_at", "issue_events": "recorded_at", "movements
 _BATCH_ROWS = 5000
 # Lots whose balances are recomputed per statement.
 _LOTS_PER_REFRESH = 500
-
-
-class LifecycleError(ValueError):
-    """A change that the issue's current state does not allow."""
 
 
 def natural_key(model) -> list[str]:
@@ -166,8 +163,7 @@ def _issue(session: Session, issue_id: str) -> Issue:
 def _event(session: Session, issue: Issue, at: datetime, kind: str, actor: str | None,
            note: str | None = None) -> None:
     """Record a life-cycle event; every change to an issue goes through here."""
-    if at < issue.raised_at:
-        raise LifecycleError(f"issue {issue.id}: {kind} at {at.isoformat()} is before it was raised")
+    lifecycle.check_not_before(issue.id, kind, at, "raised", issue.raised_at)
     issue.updated_at = timezones.utc_now()
     session.add(IssueEvent(issue_id=issue.id, at=at, kind=kind,
                            department_code=issue.owner_department_code, actor=actor, note=note))
@@ -183,7 +179,7 @@ def raise_issue(session: Session, *, issue_id: str, issue_type: str, title: str,
     issue = Issue(id=issue_id, issue_type=issue_type, title=title, severity=severity,
                   location_code=location_code, raised_by=raised_by, raised_at=at,
                   owner_department_code=owner_department_code or rule.owner_department_code,
-                  status="open")
+                  status=lifecycle.next_status(issue_id, None, "raised"))
     session.add(issue)
     _event(session, issue, at, "raised", raised_by)
     return issue
@@ -191,10 +187,8 @@ def raise_issue(session: Session, *, issue_id: str, issue_type: str, title: str,
 
 def acknowledge(session: Session, issue_id: str, at: datetime, actor: str | None = None) -> Issue:
     issue = _issue(session, issue_id)
-    if issue.status not in ("open",):
-        raise LifecycleError(f"issue {issue_id} is {issue.status}; only an open issue can be acknowledged")
+    issue.status = lifecycle.next_status(issue_id, issue.status, "acknowledged")
     issue.acknowledged_at = at
-    issue.status = "acknowledged"
     _event(session, issue, at, "acknowledged", actor)
     return issue
 
@@ -203,8 +197,7 @@ def reassign(session: Session, issue_id: str, at: datetime, to_department_code: 
              actor: str | None = None, note: str | None = None) -> Issue:
     """Hand the issue to another department; the hand-off is recorded for buck-passing analysis."""
     issue = _issue(session, issue_id)
-    if issue.status in ("resolved", "closed", "cancelled"):
-        raise LifecycleError(f"issue {issue_id} is {issue.status}; it cannot be reassigned")
+    lifecycle.check(issue_id, issue.status, "reassigned")
     if to_department_code == issue.owner_department_code:
         raise LifecycleError(f"issue {issue_id} is already held by {to_department_code}")
     issue.owner_department_code = to_department_code
@@ -215,8 +208,7 @@ def reassign(session: Session, issue_id: str, at: datetime, to_department_code: 
 def escalate(session: Session, issue_id: str, at: datetime, actor: str | None = None,
              note: str | None = None) -> Issue:
     issue = _issue(session, issue_id)
-    if issue.status in ("resolved", "closed", "cancelled"):
-        raise LifecycleError(f"issue {issue_id} is {issue.status}; it cannot be escalated")
+    lifecycle.check(issue_id, issue.status, "escalated")
     _event(session, issue, at, "escalated", actor, note)
     return issue
 
@@ -224,13 +216,12 @@ def escalate(session: Session, issue_id: str, at: datetime, actor: str | None = 
 def resolve(session: Session, issue_id: str, at: datetime, actor: str | None = None,
             cause: str | None = None) -> Issue:
     issue = _issue(session, issue_id)
-    if issue.status not in ("open", "acknowledged"):
-        raise LifecycleError(f"issue {issue_id} is {issue.status}; it cannot be resolved")
+    status = lifecycle.next_status(issue_id, issue.status, "resolved")
     if issue.acknowledged_at is None:
         issue.acknowledged_at = at
         _event(session, issue, at, "acknowledged", actor)
     issue.resolved_at = at
-    issue.status = "resolved"
+    issue.status = status
     if cause:
         issue.cause = cause
     _event(session, issue, at, "resolved", actor, cause)
@@ -239,10 +230,8 @@ def resolve(session: Session, issue_id: str, at: datetime, actor: str | None = N
 
 def close(session: Session, issue_id: str, at: datetime, actor: str | None = None) -> Issue:
     issue = _issue(session, issue_id)
-    if issue.status != "resolved":
-        raise LifecycleError(f"issue {issue_id} is {issue.status}; only a resolved issue can be closed")
+    issue.status = lifecycle.next_status(issue_id, issue.status, "closed")
     issue.closed_at = at
-    issue.status = "closed"
     _event(session, issue, at, "closed", actor)
     return issue
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from data import db, demo, kpis, queries, store
-from data.demo import history
+from data.demo import reference
 from data.reports import kpi_report
 from data.models import CANONICAL_TABLES, Issue, IssueEvent, Location, Movement, SlaRule
 
@@ -53,7 +53,7 @@ def test_a_new_build_replaces_the_generated_history_and_keeps_imported_rows(engi
     with engine.connect() as conn:
         ids = set(conn.execute(select(Issue.id)).scalars())
         first_raised = conn.execute(select(func.min(Issue.raised_at))
-                                    .where(Issue.id.startswith(history.ID_PREFIX))).scalar()
+                                    .where(Issue.id.startswith(reference.HISTORY_ID_PREFIX))).scalar()
         movements = conn.execute(select(func.count()).select_from(Movement)).scalar()
     assert "ANDON-1" in ids
     assert len(ids) == later["issues"] + 1

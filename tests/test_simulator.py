@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from data import demo, queries, store, timezones
-from data.demo import simulator
+from data.demo import reference, simulator
 from data.models import Issue, IssueEvent, Movement, ProductionPlan, SlaRule
 
 END = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 at the site
@@ -30,7 +30,7 @@ def simulated(engine) -> dict[str, list[tuple]]:
         issues = conn.execute(select(Issue.id, Issue.issue_type, Issue.title, Issue.raised_at,
                                      Issue.status, Issue.owner_department_code,
                                      Issue.acknowledged_at, Issue.resolved_at, Issue.closed_at)
-                              .where(Issue.id.startswith(simulator.ID_PREFIX))
+                              .where(Issue.id.startswith(reference.LIVE_ID_PREFIX))
                               .order_by(Issue.id)).all()
         events = conn.execute(select(IssueEvent.issue_id, IssueEvent.at, IssueEvent.kind,
                                      IssueEvent.department_code, IssueEvent.actor, IssueEvent.note)
@@ -38,7 +38,7 @@ def simulated(engine) -> dict[str, list[tuple]]:
         moves = conn.execute(select(Movement.id, Movement.at, Movement.material_code, Movement.lot,
                                     Movement.qty, Movement.from_location_code,
                                     Movement.to_location_code)
-                             .where(Movement.id.startswith(simulator.ID_PREFIX))
+                             .where(Movement.id.startswith(reference.LIVE_ID_PREFIX))
                              .order_by(Movement.id)).all()
         plan = conn.execute(select(ProductionPlan.line, ProductionPlan.shift_start,
                                    ProductionPlan.planned_qty, ProductionPlan.actual_qty)
@@ -167,7 +167,7 @@ def test_background_thread_steps_with_the_clock_and_survives_a_failed_step(engin
         while time.monotonic() < deadline:
             with engine.connect() as conn:
                 moved = conn.execute(select(Movement.id).where(
-                    Movement.id.startswith(simulator.ID_PREFIX)).limit(1)).first()
+                    Movement.id.startswith(reference.LIVE_ID_PREFIX)).limit(1)).first()
             if moved is not None:
                 break
             time.sleep(0.1)

@@ -56,6 +56,39 @@ def test_life_cycle_refuses_impossible_changes(engine):
         assert s.get(Issue, "Q-1").status == "open"
 
 
+def test_the_store_follows_the_life_cycle_and_leaves_a_refused_issue_as_it_was(engine):
+    seed_reference(engine)
+    with db.session_scope(engine) as s:
+        store.raise_issue(s, issue_id="Q-1", issue_type="quality_anomaly", title="x",
+                          severity="P2", at=T0)
+        assert s.get(Issue, "Q-1").status == "open"
+    with db.session_scope(engine) as s:
+        # Resolving an issue nobody acknowledged acknowledges it at the same instant.
+        store.resolve(s, "Q-1", T0 + timedelta(minutes=20), cause="刀具磨损")
+    refused = [
+        (store.acknowledge, (), "only an open issue can be acknowledged"),
+        (store.reassign, ("PRD",), "only an open or acknowledged issue can be reassigned"),
+        (store.escalate, (), "only an open or acknowledged issue can be escalated"),
+        (store.resolve, (), "only an open or acknowledged issue can be resolved"),
+    ]
+    for change, args, message in refused:
+        with pytest.raises(store.LifecycleError, match=message):
+            with db.session_scope(engine) as s:
+                change(s, "Q-1", T0 + timedelta(minutes=30), *args)
+    with db.session_scope(engine) as s:
+        store.close(s, "Q-1", T0 + timedelta(minutes=40))
+    with pytest.raises(store.LifecycleError, match="only a resolved issue can be closed"):
+        with db.session_scope(engine) as s:
+            store.close(s, "Q-1", T0 + timedelta(minutes=50))
+    with db.session_scope(engine) as s:
+        issue = s.get(Issue, "Q-1")
+        assert (issue.status, issue.owner_department_code, issue.cause) == ("closed", "QA", "刀具磨损")
+        assert (issue.acknowledged_at, issue.resolved_at, issue.closed_at) == (
+            T0 + timedelta(minutes=20), T0 + timedelta(minutes=20), T0 + timedelta(minutes=40))
+        kinds = s.execute(select(IssueEvent.kind).order_by(IssueEvent.at, IssueEvent.id)).scalars().all()
+        assert kinds == ["raised", "acknowledged", "resolved", "closed"]
+
+
 def test_naive_instants_are_refused(engine):
     seed_reference(engine)
     with pytest.raises(Exception, match="naive datetime"):
