@@ -1,12 +1,31 @@
 /* Clientside callbacks of the wall: everything that changes every second runs here,
    in the browser, so a countdown never costs a server round trip. */
+/* What the shell knows beyond the last status: since when a wall page is shown, when the
+   server last answered, and when a refresh last came back as an HTTP error (a proxy's 502,
+   a worker that died mid-answer) rather than not at all. */
+window.floorlinkShell = {wallSince: 0, answeredAt: 0, serverMs: 0, serverErrorAt: 0};
+(function () {
+  const fetchPage = window.fetch.bind(window);
+  window.fetch = function (resource, options) {
+    return fetchPage(resource, options).then(function (response) {
+      if (response.status >= 500 && String(response.url).indexOf("_dash-update-component") >= 0) {
+        window.floorlinkShell.serverErrorAt = Date.now();
+      }
+      return response;
+    });
+  };
+})();
+
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
   floorlink: {
-    /* Clock, freshness, stale banner, rotation and reload-after-deploy, once a second. */
+    /* Clock, freshness, stale banner, data-error marker, rotation and reload-after-deploy,
+       once a second. The banner names what failed: the database (the server says so), the
+       server (it answered with an error), or nothing answered for two intervals. */
     shellTick: function (n, status, config, pathname) {
       const nu = window.dash_clientside.no_update;
-      if (!config) { return [nu, nu, nu, nu, nu, nu, nu]; }
+      if (!config) { return [nu, nu, nu, nu, nu, nu, nu, nu, nu]; }
       const tx = config.texts;
+      const shell = window.floorlinkShell;
       const fmt = new Intl.DateTimeFormat(config.lang === "en" ? "en-GB" : "zh-CN", {
         timeZone: config.tz, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
       });
@@ -20,18 +39,37 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       if (status.build_id && status.build_id !== config.build_id) {
         window.location.reload();
       }
-      const lastGood = status.last_good_ms;
+      if (status.server_ms && status.server_ms !== shell.serverMs) {
+        shell.serverMs = status.server_ms;
+        shell.answeredAt = now;
+      }
+      // Only a wall page refreshes; a desk page (the 404) has no freshness to report.
+      const onWall = document.querySelector(".wall-page") !== null;
+      shell.wallSince = onWall ? shell.wallSince || now : 0;
+      const lastGood = onWall && status.last_good_ms;
       const updated = lastGood ? tx.updated + " " + fmt.format(new Date(lastGood)) : "";
-      let banner = "", bannerClass = "stale-banner", dot = "status-dot";
-      const tooOld = lastGood && now - lastGood > 2 * config.refresh_ms + 2000;
-      if (status.state === "db_down" || tooOld || (!lastGood && n > 2 * config.refresh_ms / 1000 + 2)) {
-        const what = status.state === "db_down" ? tx.db_unreachable
-                   : (status.state === "ok" || !status.state) && tooOld ? tx.stale : tx.server_unreachable;
+      const late = 2 * config.refresh_ms + 2000;
+      const heard = Math.max(shell.answeredAt, shell.wallSince);
+      const silent = onWall && now - heard > late;
+      const state = onWall ? status.state : "";
+      let what = "";
+      if (silent) {
+        what = shell.serverErrorAt > heard ? tx.server_error : tx.server_unreachable;
+      } else if (state === "db_down") {
+        what = tx.db_unreachable;
+      } else if (state === "error") {
+        what = tx.server_error;
+      } else if (lastGood && now - lastGood > late + config.refresh_ms) {
+        what = tx.stale;    // answers come, but with old data (a clock or cache problem)
+      }
+      let banner = "", bannerClass = "stale-banner", dot = onWall ? "status-dot" : "status-dot off";
+      if (what) {
         const since = lastGood ? " · " + tx.stale_detail + " " + fmt.format(new Date(lastGood)) : "";
         banner = "⚠ " + what + since + " · " + tx.retrying;
         bannerClass = "stale-banner show";
         dot = "status-dot stale";
       }
+      const errors = onWall && status.data_errors;
       let showing = "", path = nu;
       if (config.rotate && config.rotate.length) {
         const slot = Math.floor(now / 1000 / config.every_s);
@@ -42,7 +80,8 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
                   config.rotate.length + ") · " + left + "s";
         if (target.path !== pathname) { path = target.path; }
       }
-      return [clock, updated, banner, bannerClass, dot, showing, path];
+      return [clock, updated, banner, bannerClass, dot, showing, path,
+              errors ? errors.text : "", errors ? errors.title : ""];
     },
 
     /* Fire the next refresh just after the server's next snapshot boundary (snapshots are
@@ -60,101 +99,198 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       return period - (serverNow % period) + window.floorlinkJitterMs;
     },
 
-    /* The issue board: countdowns from absolute deadlines, and paging instead of scrolling. */
-    board: function (n, data, config) {
-      if (!data || !config) { return window.dash_clientside.no_update; }
-      const tx = config.texts;
+    /* The issue board, redrawn every second: countdowns from absolute deadlines, in the
+       order of urgency (docs/wall.md), paged instead of scrolled. A row pulses during its
+       first minute overdue, then stays steady red. */
+    board: function (n, data) {
+      const nu = window.dash_clientside.no_update;
+      if (!data) { return [nu, nu]; }
+      if (data.state === "failed") { return [[floorlinkDiv("panel-failed", data.message)], ""]; }
+      const tx = data.texts;
       const now = Date.now();
-      const span = (text, cls) => ({type: "Span", namespace: "dash_html_components",
-                                    props: {children: text, className: cls || ""}});
-      const duration = (ms) => {
-        const s = Math.max(0, Math.floor(Math.abs(ms) / 1000));
-        const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-        if (h >= 24) { return Math.floor(h / 24) + tx.days_short + (h % 24) + tx.hours_short; }
-        const mm = String(m).padStart(2, "0"), ss = String(sec).padStart(2, "0");
-        return h > 0 ? h + ":" + mm + ":" + ss : mm + ":" + ss;
-      };
-      // How long an issue has waited: to the minute, so the column stays short and calm.
-      const age = (ms) => {
-        const minutes = Math.max(0, Math.floor(ms / 60000));
-        const h = Math.floor(minutes / 60), m = minutes % 60;
-        if (h >= 24) { return Math.floor(h / 24) + tx.days_short + (h % 24) + tx.hours_short; }
-        return h > 0 ? h + tx.hours_short + m + tx.minutes_compact : m + tx.minutes_compact;
-      };
-      const rows = data.rows.map((r) => {
-        const acked = r.acknowledged_ms !== null;
-        const due = acked ? r.resolve_due_ms : r.ack_due_ms;
-        const left = due - now;
-        const overdue = left < 0;
-        const label = overdue ? tx.overdue_by + " " + duration(left)
-                              : (acked ? tx.to_resolve : tx.to_ack) + " " + duration(left);
-        const soon = !overdue && left < 5 * 60 * 1000;
-        return {overdue: overdue, left: left, cells: [
-          span(r.severity, "sev sev-" + r.severity), span(r.type), span(r.title),
-          span(r.location), span(r.owner), span(age(now - r.raised_ms), "age"),
-          span(label, "countdown")],
-          cls: "board-row" + (overdue ? " overdue" : soon ? " due-soon" : "")};
-      });
-      rows.sort((a, b) => (b.overdue - a.overdue) || (a.left - b.left));
+      const rows = data.rows.map((r) => floorlinkBoardRow(r, now, tx)).sort(floorlinkByUrgency);
       if (!rows.length) {
-        const calm = data.state === "empty" ? ["no_data", "empty"] : ["all_clear", "calm"];
-        return [[{type: "Div", namespace: "dash_html_components",
-                  props: {className: calm[1], children: tx[calm[0]]}}], ""];
+        return [[data.state === "empty" ? floorlinkDiv("empty", tx.no_data)
+                                        : floorlinkDiv("calm", tx.all_clear)], ""];
       }
-      // As many rows per page as the board's height holds, at any screen size.
-      const box = document.getElementById(
-        window.dash_clientside.callback_context.outputs_list[0].id);
-      const rowPx = 4.6 * window.innerHeight / 100;
-      const per = Math.max(1, Math.floor((box ? box.clientHeight : 9 * rowPx) / rowPx));
-      const pages = Math.max(1, Math.ceil(rows.length / per));
-      const page = Math.floor(now / 1000 / data.page_s) % pages;
-      const shown = rows.slice(page * per, page * per + per).map((r) => ({
-        type: "Div", namespace: "dash_html_components",
-        props: {className: r.cls, children: r.cells}}));
-      const pager = pages > 1 ? (page + 1) + " / " + pages + " " + tx.page_of : "";
-      return [shown, pager];
+      const box = floorlinkOutputBox();
+      const columns = ((box && box.dataset.columns) || "").split(" ").filter(Boolean);
+      const page = floorlinkPage(box, rows, data.page_s, now);
+      const shown = page.rows.map((r) => floorlinkComponent("Div", {
+        key: r.id, className: r.cls,
+        children: columns[0] === "cards" ? floorlinkCard(r.cells, tx) : columns.map((c) => r.cells[c])}));
+      const aside = [];
+      if (page.rows.some((r) => r.pingPong)) {
+        aside.push(floorlinkSpan(tx.ping_pong_mark, "legend", tx.ping_pong_title));
+      }
+      if (page.pages > 1) {
+        aside.push(floorlinkSpan(floorlinkFill(tx.page_of, {page: page.page + 1, pages: page.pages})));
+      }
+      return [shown, aside];
     },
 
-    /* Horizontal stacked bars (lots per stage), text sized to the screen. */
-    stackedBars: function (bars, config) {
-      if (!bars || !config) { return window.dash_clientside.no_update; }
-      const px = Math.max(14, Math.round(window.innerHeight * 0.022));
-      return {
-        data: bars.series.map((s) => ({type: "bar", orientation: "h", name: s.name, y: bars.labels,
-                                       x: s.values, marker: {color: s.color}, text: s.values.map(
-                                         (v) => v ? String(v) : ""), textposition: "inside",
-                                       insidetextfont: {size: px}})),
-        layout: {
-          barmode: "stack", paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-          font: {color: "#9fb2cf", size: px, family: "Noto Sans CJK SC, Microsoft YaHei, sans-serif"},
-          margin: {l: px, r: px, t: px * 2.5, b: px * 2},
-          legend: {orientation: "h", y: 1.02, yanchor: "bottom", x: 0},
-          xaxis: {gridcolor: "#1d2b47", zeroline: false},
-          yaxis: {autorange: "reversed", automargin: true},
-        },
-      };
+    /* A list drawn in Python (the scoreboard, material alerts, stagnant lots, shortages),
+       laid out here: as many whole rows as the box holds, the rest on further pages or
+       announced as "+N more", rows the snapshot did not send announced too. */
+    rows: function (n, data) {
+      const nu = window.dash_clientside.no_update;
+      if (!data) { return [nu, nu]; }
+      if (data.state === "failed") { return [[floorlinkDiv("panel-failed", data.message)], ""]; }
+      if (!data.rows.length) { return [[data.empty], ""]; }
+      const box = floorlinkOutputBox();
+      const page = floorlinkPage(box, data.rows, data.page_s, Date.now());
+      if (box && box.floorlinkShown === data && box.floorlinkPage === page.page + "/" + page.per) {
+        return [nu, nu];
+      }
+      if (box) { box.floorlinkShown = data; box.floorlinkPage = page.page + "/" + page.per; }
+      const tx = data.texts;
+      const aside = [];
+      if (data.page_s && page.pages > 1) {
+        aside.push(floorlinkFill(tx.page_of, {page: page.page + 1, pages: page.pages}));
+      }
+      const left = data.page_s ? data.total - data.rows.length : data.total - page.rows.length;
+      if (left > 0) { aside.push(floorlinkFill(tx.more, {n: left.toLocaleString("en-US")})); }
+      return [page.rows, aside.map((text) => floorlinkSpan(text))];
     },
 
-    /* The trend figure, built here so its text scales with the screen. */
-    trendFigure: function (trend, config) {
-      if (!trend || !config) { return window.dash_clientside.no_update; }
-      const px = Math.max(14, Math.round(window.innerHeight * 0.022));
-      return {
-        data: [
-          {type: "bar", x: trend.days, y: trend.median_min, marker: {color: trend.colors},
-           hovertemplate: "%{x}: %{y:.0f}<extra></extra>"},
-          {type: "scatter", mode: "lines", x: trend.days,
-           y: trend.days.map(() => trend.goal_min), line: {color: "#22c55e", dash: "dash", width: 3},
-           hoverinfo: "skip"},
-        ],
-        layout: {
-          paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", showlegend: false,
-          font: {color: "#9fb2cf", size: px, family: "Noto Sans CJK SC, Microsoft YaHei, sans-serif"},
-          margin: {l: px * 3.2, r: px, t: px * 0.5, b: px * 2.2},
-          xaxis: {type: "category", gridcolor: "#1d2b47", tickangle: 0, nticks: 8},
-          yaxis: {gridcolor: "#1d2b47", zeroline: false, rangemode: "tozero"},
-        },
+    /* A figure built in Python for a 1080-pixel-high screen (data/figures.py), with its
+       fonts and margins scaled to this screen's height; nothing else changes here. */
+    scaleFigure: function (figure) {
+      if (!figure) { return window.dash_clientside.no_update; }
+      if (figure.state === "failed") {
+        figure = {data: [], layout: {xaxis: {visible: false}, yaxis: {visible: false},
+                                     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+                                     annotations: [{text: figure.message, showarrow: false,
+                                                    font: {size: 28, color: "#ff4d4f"}}]}};
+      }
+      const k = window.innerHeight / 1080;
+      const scale = (node) => {
+        if (Array.isArray(node)) { return node.map(scale); }
+        if (!node || typeof node !== "object") { return node; }
+        const out = {};
+        for (const [name, value] of Object.entries(node)) {
+          if (name === "margin") {
+            out[name] = Object.fromEntries(Object.entries(value).map(
+              ([side, px]) => [side, typeof px === "number" ? px * k : px]));
+          } else if (/font$/i.test(name) && value && typeof value.size === "number") {
+            out[name] = Object.assign(scale(value), {size: value.size * k});
+          } else {
+            out[name] = scale(value);
+          }
+        }
+        return out;
       };
+      return {data: scale(figure.data), layout: scale(figure.layout)};
+    },
+
+    /* A tile's slot pulses a few times (CSS) when the tile's level got worse since this
+       screen's last refresh; the first figure after the page opens is not a change. */
+    tileAlarm: function (tile, id) {
+      const classes = ((tile && tile.props && tile.props.className) || "").split(" ");
+      const level = ["bad", "warn", "ok"].find((name) => classes.includes(name));
+      const rank = level ? {ok: 0, warn: 1, bad: 2}[level] : -1;
+      const seen = window.floorlinkTileRanks = window.floorlinkTileRanks || {};
+      const before = seen[id.tile];
+      seen[id.tile] = rank;
+      return before !== undefined && before >= 0 && rank > before ? "tile-slot worse-" + level
+                                                                   : "tile-slot";
     },
   },
 });
+
+/* ---- helpers of the panels' callbacks ------------------------------------------------ */
+
+function floorlinkComponent(type, props) {
+  return {type: type, namespace: "dash_html_components", props: props};
+}
+
+function floorlinkSpan(text, className, title) {
+  const props = {children: text, className: className || ""};
+  if (title) { props.title = title; }
+  return floorlinkComponent("Span", props);
+}
+
+function floorlinkDiv(className, text) {
+  return floorlinkComponent("Div", {className: className, children: text});
+}
+
+/* The element the callback being run draws into (its first output). */
+function floorlinkOutputBox() {
+  return document.getElementById(window.dash_clientside.callback_context.outputs_list[0].id);
+}
+
+/* "第 {page}/{pages} 页" with its values filled in. */
+function floorlinkFill(template, values) {
+  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? values[name] : whole));
+}
+
+/* A duration as the board writes it in both languages, never like a time of day:
+   1天8时 / 1 d 8 h, 2时10分 / 2 h 10 min, and seconds only below an hour: 9分34秒 / 9 min 34 s. */
+function floorlinkDuration(ms, tx) {
+  const total = Math.max(0, Math.floor(Math.abs(ms) / 1000));
+  const d = Math.floor(total / 86400), h = Math.floor((total % 86400) / 3600);
+  const m = Math.floor((total % 3600) / 60), s = total % 60;
+  if (d) { return floorlinkFill(tx.duration_dh, {d: d.toLocaleString("en-US"), h: h}); }
+  if (h) { return floorlinkFill(tx.duration_hm, {h: h, m: m}); }
+  return floorlinkFill(tx.duration_ms, {m: m, s: s});
+}
+
+/* One board row at `now`: its cells by column, and what it sorts by. */
+function floorlinkBoardRow(r, now, tx) {
+  const acked = r.acknowledged_ms !== null;
+  const left = (acked ? r.resolve_due_ms : r.ack_due_ms) - now;
+  const overdue = left < 0;
+  const soon = !overdue && left < 5 * 60 * 1000;
+  const word = overdue ? tx.overdue_by : acked ? tx.to_resolve : tx.to_ack;
+  const who = r.contact || r.owner;
+  const severity = /^P(\d)$/.exec(r.severity || "");
+  return {
+    id: r.id, pingPong: r.ping_pong, left: left, raised: r.raised_ms,
+    state: overdue ? 0 : soon ? 1 : 2, severity: severity ? Number(severity[1]) : 9,
+    cls: "row" + (overdue ? " overdue" + (-left < 60 * 1000 ? " fresh" : "") : soon ? " due-soon" : ""),
+    cells: {
+      severity: floorlinkSpan(r.severity, "c-severity sev sev-" + r.severity),
+      id: floorlinkSpan(r.id, "c-id"),
+      type: floorlinkSpan(r.type, "c-type"),
+      title: floorlinkSpan(r.title, "c-title"),
+      location: floorlinkSpan(r.location, "c-location"),
+      contact: floorlinkSpan(r.ping_pong ? [floorlinkSpan("⇄ ", "pp", tx.ping_pong_title), who] : who,
+                             "c-contact"),
+      age: floorlinkSpan(floorlinkDuration(now - r.raised_ms, tx), "c-age"),
+      countdown: floorlinkSpan(word + " " + floorlinkDuration(left, tx), "c-countdown"),
+    },
+  };
+}
+
+/* A board row on two lines: what, whom to call and how long it has left; where, its
+   number and how long it has waited. The title gives way first, then the number. */
+function floorlinkCard(cells, tx) {
+  const line = (className, children) => floorlinkComponent("Div", {className: className, children: children});
+  return [
+    cells.severity,
+    line("c-main", [line("line", [cells.type, cells.title,
+                                  floorlinkSpan([tx.call + " ", cells.contact], "c-call")]),
+                    line("line", [cells.location, cells.id])]),
+    line("c-times", [cells.countdown, floorlinkSpan([tx.col_age + " ", cells.age], "c-waited")]),
+  ];
+}
+
+/* By urgency: overdue, then due within 5 minutes, then the rest; within each, P1 first;
+   then the most overdue / the least time left; then the earliest raised; then the id. */
+function floorlinkByUrgency(a, b) {
+  return (a.state - b.state) || (a.severity - b.severity) || (a.left - b.left) ||
+         (a.raised - b.raised) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/* As many whole rows as `box` holds at the row height its CSS gives (grid-auto-rows): its
+   max-height when it grows with its rows, else its height. Page `page` of `pages`, turning
+   every `pageS` seconds (0: always the first). */
+function floorlinkPage(box, rows, pageS, now) {
+  const style = box ? getComputedStyle(box) : null;
+  const rowPx = style ? parseFloat(style.gridAutoRows) : NaN;
+  const room = style ? (parseFloat(style.maxHeight) || box.clientHeight) : NaN;
+  const per = rowPx > 0 && room > 0 ? Math.max(1, Math.floor((room + 1) / rowPx)) : rows.length;
+  const pages = Math.max(1, Math.ceil(rows.length / per));
+  const page = pageS ? Math.floor(now / 1000 / pageS) % pages : 0;
+  return {rows: rows.slice(page * per, page * per + per), page: page, pages: pages, per: per};
+}

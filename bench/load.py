@@ -65,7 +65,7 @@ SERVER_START_TIMEOUT_S = 90
 COMPUTATION_KIND = "SELECT data_versions"
 FULL_LOAD_KIND = "SELECT departments"
 REFRESH_OUTPUT = "overview-sent.data"
-BOOKKEEPING_OUTPUTS = ("overview-sent", "wall-status")
+BOOKKEEPING_OUTPUTS = ("overview-sent", "overview-notice", "wall-status")
 MODES = ("staggered", "aligned", "synchronised")
 WARM_UP_SCREENS = 4
 WARM_UP_CHUNKS = 8
@@ -288,7 +288,7 @@ class Screen:
         self._headers = {"Accept": "application/json", "Content-Type": "application/json",
                          "Referer": f"http://127.0.0.1:{self.connection.port}/"}
         shell = find_callback(dependencies, "wall-title.children")
-        reply = await self._post(callback_request(shell, [""], []))
+        reply = await self._post(callback_request(shell, ["", "/"], []))
         _expect_ok(reply, "the shell callback")
         pages = find_callback(dependencies, "_pages_content.children")
         reply = await self._post(callback_request(pages, ["/", ""], []))

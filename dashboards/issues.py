@@ -2,49 +2,26 @@
 slot or a department's own TV."""
 from __future__ import annotations
 
-import logging
-
 import dash
-from dash import Input, Output, State, callback, dcc, html, no_update
-from flask import current_app
+from dash import Output, dcc
 
 from dashboards import _ui
-from data.words import language
 from data.wall import screens
 
 dash.register_page(__name__, path="/issues", name="issues", title="FloorLink · 问题看板")
 
-log = logging.getLogger(__name__)
-
 
 def layout(lang=None, dept=None, line=None, **_other_query_params):
-    scope = {"lang": language(lang), "dept": dept or None, "line": line or None}
-    return html.Div(className="wall-page issues", children=[
-        _ui.refresh_interval("issues"),
-        dcc.Store(id="issues-scope", data=scope),
+    scope = _ui.page_scope(lang, dept, line)
+    return _ui.wall_page("issues", scope, "issues", [
         dcc.Store(id="issues-board-data"),
         _ui.issue_board("issues", scope["lang"]),
     ])
 
 
-@callback(
-    Output("issues-board-data", "data"),
-    Output("wall-status", "data", allow_duplicate=True),
-    Input("issues-refresh", "n_intervals"),
-    State("issues-scope", "data"), State("issues-board-data", "data"), State("wall-status", "data"),
-    prevent_initial_call="initial_duplicate",
-)
-def refresh(_n, scope, shown, status):
-    try:
-        snapshot = screens.overview_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
-                                            department=scope["dept"], line=scope["line"])
-    except screens.SourceUnavailable:
-        log.warning("issue board refresh failed: data source unavailable", exc_info=True)
-        return no_update, _ui.status_down(status)
-    board = _ui.board_data(snapshot, scope["lang"])
-    return (no_update if board == shown else board), _ui.status_ok(snapshot)
+# The page's parts, named as the snapshot names them; `_ui.wall_refresh` serves them.
+PARTS = {"board": _ui.Part(Output("issues-board-data", "data"), _ui.board_data)}
 
+refresh = _ui.wall_refresh("issues", PARTS, screens.overview_for_screen)
 
 _ui.board_ticker("issues")
-
-_ui.align_refresh("issues")

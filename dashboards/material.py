@@ -1,121 +1,92 @@
-"""Material on one screen: lots per stage with the stagnant ones in red, the stagnant lots
+"""Material on one screen: lots per stage with the stagnant ones in amber, the stagnant lots
 themselves, open shortages and the week's turnover."""
 from __future__ import annotations
 
-import logging
-
 import dash
-from dash import (ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc,
-                  html, no_update)
-from flask import current_app
+from dash import Output, html
 
 from dashboards import _ui
-from data.words import format_minutes, language, t
+from data.words import format_count, format_duration, t
+from data import figures, theme
 from data.wall import screens
 
-dash.register_page(__name__, path="/material", name="material", title="FloorLink · 物料看板")
-
-log = logging.getLogger(__name__)
+# Material is followed per site or line: a ?dept= screen shows it whole, and its header says so.
+dash.register_page(__name__, path="/material", name="material", title="FloorLink · 物料看板",
+                   follows=("line",))
 
 TILES = ("stagnant_lots", "shortages", "lots_at_iqc", "turnover_week")
-MAX_ROWS = 10
+# Tiles coloured by the wall's one rule; the others have no rule and stay neutral.
+_RULED = ("stagnant_lots", "shortages")
+STAGNANT_HEAD = ("col_location", "col_material", "col_lot", "col_qty", "col_dwell")
 
 
-def layout(lang=None, line=None, **_other_query_params):
-    lang = language(lang)
-    return html.Div(className="wall-page material", children=[
-        _ui.refresh_interval("material"),
-        dcc.Store(id="material-scope", data={"lang": lang, "line": line or None}),
-        dcc.Store(id="material-stage-data"),
-        dcc.Store(id="material-sent", data={}),
+def layout(lang=None, dept=None, line=None, **_other_query_params):
+    scope = _ui.page_scope(lang, dept, line)
+    lang = scope["lang"]
+    return _ui.wall_page("material", scope, "material", [
         html.Section(id="material-tiles", className="tiles tiles-4",
                      children=[_ui.tile(f"material-tile-{k}", t(f"tile_{k}", lang)) for k in TILES]),
         html.Div(className="material-grid", children=[
-            _ui.panel(t("stages_title", lang), dcc.Graph(
-                id="material-stages", className="trend-graph", responsive=True, figure=_ui.blank_figure(),
-                config={"displayModeBar": False, "staticPlot": True}), id="material-stages-panel"),
-            _ui.panel(t("stagnant_title", lang), html.Div(id="material-stagnant", className="rows"),
-                      id="material-stagnant-panel"),
-            _ui.panel(t("shortages_title", lang), html.Div(id="material-shortages", className="rows"),
-                      id="material-shortages-panel"),
+            _ui.panel(t("stages_title", lang), _ui.chart("material-stages"), id="material-stages-panel"),
+            _ui.panel(t("stagnant_title", lang),
+                      _ui.row_table("material-stagnant", [t(k, lang) for k in STAGNANT_HEAD],
+                                    "lot-table"),
+                      aside=_ui.pager("material-stagnant"), id="material-stagnant-panel"),
+            _ui.panel(t("shortages_title", lang), _ui.row_table("material-shortages", None, "alert-table"),
+                      aside=_ui.pager("material-shortages"), id="material-shortages-panel"),
         ]),
     ])
 
 
+def _tile_value(name: str, value, lang: str):
+    if value is None:
+        return t("no_value", lang)
+    if name == "turnover_week":
+        return [f"{value:,.2f}", html.Span(t("turnover_unit", lang), className="unit")]
+    return format_count(value)
+
+
 def _tiles(snapshot: dict, lang: str) -> list:
-    figures = snapshot["tiles"]
-    tiles = []
-    for name in TILES:
-        value = figures[name]
-        if name == "turnover_week":
-            text = t("no_value", lang) if value is None else f"{value:.2f}"
-            level = None
-        else:
-            text = str(value)
-            level = "ok" if value == 0 else "warn" if name == "lots_at_iqc" else "bad"
-        children, class_name = _ui.tile_content(t(f"tile_{name}", lang), text, "", level)
-        tiles.append(html.Div(id=f"material-tile-{name}", className=class_name, children=children))
-    return tiles
+    figures_now = snapshot["tiles"]
+    return [_ui.tile_content(f"material-tile-{name}", t(f"tile_{name}", lang),
+                             _tile_value(name, figures_now[name], lang), "",
+                             theme.level(name, figures_now[name]) if name in _RULED else None)
+            for name in TILES]
 
 
-def _stagnant(snapshot: dict, lang: str) -> list:
-    head = _ui.grid_row([t("col_location", lang), t("col_material", lang), t("col_lot", lang),
-                         t("col_qty", lang), t("col_dwell", lang)], "lot-row score-head")
-    if not snapshot["stagnant"]:
-        return [head, html.Div(t("no_material_alerts", lang), className="calm")]
-    return [head] + [_ui.grid_row([
-        s["location_name"], s["material_name"], s["lot"], html.Span(f"{s['qty']:g}", className="num"),
-        html.Span(f"{format_minutes(s['dwell_min'], lang)} / {format_minutes(s['limit_min'], lang)}",
-                  className="num bad")], "lot-row") for s in snapshot["stagnant"][:MAX_ROWS]]
+def _stagnant(snapshot: dict, lang: str) -> dict:
+    """Every stuck lot, longest first, paged; its dwell in amber as on every page."""
+    rows = [_ui.grid_row([
+        s["location_name"], html.Span(s["material_name"], className="give"), s["lot"],
+        html.Span(format_count(s["qty"]), className="num"),
+        html.Span(_ui.dwell(s, lang), className=f"num {theme.WARN}")], "row")
+        for s in snapshot["stagnant"]]
+    return _ui.list_data(rows, lang, empty=t("no_stagnant", lang),
+                         total=snapshot.get("stagnant_total"))
 
 
-def _shortages(snapshot: dict, lang: str) -> list:
-    if not snapshot["shortages"]:
-        return [html.Div(t("no_shortages", lang), className="calm")]
-    return [_ui.grid_row([html.Span(t("shortage", lang), className="tag shortage"),
-                          f"{s['location_name']} · {s['title']}",
-                          html.Span(format_minutes(s["waiting_min"], lang), className="num")],
-                         "alert-row") for s in snapshot["shortages"][:MAX_ROWS]]
+def _shortages(snapshot: dict, lang: str) -> dict:
+    """Every open shortage, longest waiting first, paged."""
+    rows = [_ui.alert_row("shortage", lang, s["location_name"], s["title"], s["id"],
+                          format_duration(s["waiting_min"], lang)) for s in snapshot["shortages"]]
+    return _ui.list_data(rows, lang, empty=t("no_shortages", lang),
+                         total=snapshot.get("shortages_total"))
 
 
-def _stage_data(snapshot: dict, lang: str) -> dict:
-    stages = snapshot["stages"]
-    return {"labels": [t(f"stage_{s['kind']}", lang) for s in stages],
-            "series": [{"name": t("in_flow", lang), "color": "#38bdf8",
-                        "values": [s["lots"] - s["stagnant"] for s in stages]},
-                       {"name": t("stagnant", lang), "color": "#ff4d4f",
-                        "values": [s["stagnant"] for s in stages]}]}
+def _stages(snapshot: dict, lang: str) -> dict:
+    return figures.lots_by_stage(snapshot["stages"], lang)
 
 
-@callback(
-    Output("material-tiles", "children"), Output("material-stagnant", "children"),
-    Output("material-shortages", "children"), Output("material-stage-data", "data"),
-    Output("material-sent", "data"), Output("wall-status", "data", allow_duplicate=True),
-    Input("material-refresh", "n_intervals"),
-    State("material-scope", "data"), State("material-sent", "data"), State("wall-status", "data"),
-    prevent_initial_call="initial_duplicate",
-)
-def refresh(_n, scope, sent, status):
-    """Read the shared snapshot and send only the panels whose content changed."""
-    lang = scope["lang"]
-    try:
-        snapshot = screens.material_for_screen(current_app.config["FLOORLINK_DATABASE_URL"],
-                                            line=scope["line"])
-    except screens.SourceUnavailable:
-        log.warning("material refresh failed: data source unavailable", exc_info=True)
-        return (no_update,) * 5 + (_ui.status_down(status),)
-    sent = dict(sent or {})
-    panels = [_ui.rendered(panel) for panel in (_tiles(snapshot, lang), _stagnant(snapshot, lang),
-                                                _shortages(snapshot, lang), _stage_data(snapshot, lang))]
-    out = [panel["value"] if _ui.changed(sent, str(i), panel) else no_update
-           for i, panel in enumerate(panels)]
-    return (*out, sent, _ui.status_ok(snapshot))
+# The page's parts, named as the snapshot names them; `_ui.wall_refresh` serves them.
+PARTS = {
+    "tiles": _ui.Part(Output("material-tiles", "children"), _tiles),
+    "stagnant": _ui.Part(Output("material-stagnant-data", "data"), _stagnant),
+    "shortages": _ui.Part(Output("material-shortages-data", "data"), _shortages),
+    "stages": _ui.Part(Output("material-stages-data", "data"), _stages),
+}
 
+refresh = _ui.wall_refresh("material", PARTS, screens.material_for_screen)
 
-clientside_callback(
-    ClientsideFunction(namespace="floorlink", function_name="stackedBars"),
-    Output("material-stages", "figure"),
-    Input("material-stage-data", "data"), State("wall-config", "data"),
-)
-
-_ui.align_refresh("material")
+_ui.row_pager("material-stagnant")
+_ui.row_pager("material-shortages")
+_ui.scaled_chart("material-stages")

@@ -84,7 +84,7 @@ def test_stale_banner_while_the_database_is_gone_and_recovery_without_reload(
     try:
         driver.get(app.url + "/")
         wait_until(lambda: driver.find_element(By.ID, "wall-updated").text, message="first refresh")
-        wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, ".score-row:not(.score-head)"),
+        wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, ".score-table .rows > .row"),
                    message="scoreboard")
         open_before = driver.find_element(By.CSS_SELECTOR, "#overview-tile-open .tile-value").text
         driver.execute_script("window.__still_same_page = true;")
@@ -95,7 +95,7 @@ def test_stale_banner_while_the_database_is_gone_and_recovery_without_reload(
         assert "数据库无法连接" in banner and "最后有效数据" in banner
         # The last good figures stay on screen.
         assert driver.find_element(By.CSS_SELECTOR, "#overview-tile-open .tile-value").text == open_before
-        assert driver.find_elements(By.CSS_SELECTOR, ".score-row:not(.score-head)")
+        assert driver.find_elements(By.CSS_SELECTOR, ".score-table .rows > .row")
 
         pg.start()
         wait_until(lambda: not driver.find_element(By.ID, "stale-banner").text,
