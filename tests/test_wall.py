@@ -57,8 +57,8 @@ def test_overview_tiles_board_and_scoreboard(plant):
         raise_(s, "Q1", "quality_anomaly", 100)
         raise_(s, "Q2", "quality_anomaly", 90)
         raise_(s, "W1", "material_shortage", 30)
-        # yesterday (Shanghai): acknowledged after 6 and 8 minutes, both resolved; QY was
-        # still open at this time yesterday
+        # yesterday (Shanghai): QY at 08:00, acknowledged after 8 minutes, resolved this
+        # morning (so still open at this time yesterday); Q0 at 14:00, after this time of day
         raise_(s, "Q0", "quality_anomaly", 60 * 20)
         raise_(s, "QY", "quality_anomaly", 60 * 26)
     with db.session_scope(plant) as s:
@@ -79,10 +79,11 @@ def test_overview_tiles_board_and_scoreboard(plant):
     # W1 waited 30 min > 15 unacknowledged; Q2 acknowledged, 90 < 120: only W1 overdue.
     assert tiles["overdue"]["value"] == 1
     assert tiles["median_response_min"]["value"] == pytest.approx(12.0)  # median(4, 20)
-    assert tiles["median_response_min"]["yesterday"] == pytest.approx(7.0)  # median(6, 8)
+    # "yesterday" is yesterday up to this time of day (10:00), as known then: QY only.
+    assert tiles["median_response_min"]["yesterday"] == pytest.approx(8.0)
     assert tiles["response_sla_compliance"]["value"] == pytest.approx(1 / 3)  # Q1 met; Q2, W1 breached
     assert tiles["resolution_rate"]["value"] == pytest.approx(1 / 3)
-    assert tiles["resolution_rate"]["yesterday"] == pytest.approx(1.0)
+    assert tiles["resolution_rate"]["yesterday"] == pytest.approx(0.0)   # QY resolved later
 
     board = {row["id"]: row for row in snap["board"]}
     assert set(board) == {"Q2", "W1"}

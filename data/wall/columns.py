@@ -56,19 +56,23 @@ def issue_columns(frame: pd.DataFrame, departments: list[str],
                   ping_pong_at: pd.Series | None = None) -> dict[str, np.ndarray]:
     """An issue frame (queries.ISSUE_COLUMNS) as the numpy columns the overview counts with:
     instants and limits as nanoseconds, the owner also as its position in `departments`,
-    and when each issue first went back to a department it had left (NEVER_NS if not)."""
+    and when each issue first went back to a department it had left (NEVER_NS if not).
+    `contact` is whom to call (queries.WALL_ISSUE_COLUMNS' acknowledged_by; None without it)."""
     def text(name: str) -> np.ndarray:
         return frame[name].to_numpy(dtype=object)
 
     return {
         "id": text("id"), "raised": ns(frame["raised_at"]),
         "acknowledged": ns(frame["acknowledged_at"]), "resolved": ns(frame["resolved_at"]),
+        "closed": ns(frame["closed_at"]),
         "ack_limit": _limit_ns(frame["ack_minutes"]), "resolve_limit": _limit_ns(frame["resolve_minutes"]),
         "cancelled": (frame["status"] == "cancelled").to_numpy(dtype=bool),
         "owner": text("owner_department_code"),
         "department": _positions(frame["owner_department_code"], departments),
         "line": text("line"), "issue_type": text("issue_type"), "severity": text("severity"),
         "title": text("title"), "location_code": text("location_code"),
+        "contact": text("acknowledged_by") if "acknowledged_by" in frame
+        else np.full(len(frame), None, dtype=object),
         "ping_pong": np.full(len(frame), NEVER_NS, dtype=np.int64) if ping_pong_at is None
         else ns(ping_pong_at.reindex(frame["id"].to_numpy(dtype=object))),
     }
@@ -110,8 +114,12 @@ class IssueColumns:
         rows = np.flatnonzero(mask) if self._rows is None else self._rows[mask]
         return IssueColumns(self._columns, rows)
 
+    def finished_mask(self, at: int) -> np.ndarray:
+        """Resolved, or closed without a resolution, by at (kpis.resolution_rate)."""
+        return (self.resolved <= at) | (self.closed <= at)
+
     def open_mask(self, at: int) -> np.ndarray:
-        return (self.raised <= at) & (self.resolved > at) & ~self.cancelled
+        return (self.raised <= at) & ~self.finished_mask(at) & ~self.cancelled
 
     def overdue_mask(self, at: int) -> np.ndarray:
         waited = at - self.raised
@@ -137,5 +145,5 @@ class IssueColumns:
         decided = int(met.sum()) + int(breached.sum())
         return {"median_response_min": median,
                 "response_sla_compliance": int(met.sum()) / decided if decided else None,
-                "resolution_rate": float((self.resolved <= at).sum() / len(self)) if len(self) else None}
+                "resolution_rate": float(self.finished_mask(at).sum() / len(self)) if len(self) else None}
 

@@ -4,7 +4,11 @@ A wall refresh needs every issue of the last month, the last week's events and w
 lot sits. Reading them in full costs what the history costs; following them costs what
 changed since the last refresh. `WallState` loads the frames once (`data.wall.frames.load_frames`)
 into numpy columns with a key-to-row map, then on each refresh reads only the issues,
-events and movements written after its watermark and changes those rows in place.
+events and movements written after its watermark and changes those rows in place. It
+composes one class per concern: `IssueFollower` (issue rows, and ping-pong from their
+events), `LotFollower` (lot positions from movements), `PlanReader` (the shifts' window) and
+`Overlap` (what was read near the watermark). Each keeps the rows of its tables that it left
+out as implausible (queries.LeftOut) as a full read would find them.
 
 PostgreSQL commits out of the order rows were stamped, so a row stamped just before the
 watermark may commit just after it. The watermark therefore keeps an overlap: each refresh
@@ -33,7 +37,7 @@ from sqlalchemy.engine import Connection
 from data import kpis, queries, settings, store, timezones
 from data.wall.columns import NEVER_NS, IssueColumns, epoch_ns, issue_columns, ns
 from data.wall.frames import (EVENT_HORIZON, ISSUE_HORIZON, PLAN_HORIZON, WallFrames,
-                              load_frames_and_events)
+                              counts_at, load_frames_and_events)
 
 # A lot position's last arrival when nothing arrived (NaT as an integer, smaller than any).
 _NO_ARRIVAL = np.iinfo(np.int64).min
@@ -147,25 +151,266 @@ class _Read:
         self._batches = [batch for batch in self._batches if batch[0][-1] > since]
 
 
+class _LeftOut:
+    """The rows of some tables left out as implausible, by (table, key): a later plausible
+    version of a row takes it back; rows no window counts any more are forgotten."""
+
+    def __init__(self, rows: Iterable[queries.LeftOut] = ()) -> None:
+        self.rows: dict[tuple[str, str], queries.LeftOut] = {}
+        self.add(rows)
+
+    def add(self, rows: Iterable[queries.LeftOut]) -> None:
+        self.rows.update(((left.table, left.key), left) for left in rows)
+
+    def taken(self, table: str, keys: Iterable) -> None:
+        if self.rows:
+            for key in keys:
+                self.rows.pop((table, str(key)), None)
+
+    def forget_before(self, as_of: datetime) -> None:
+        self.rows = {k: left for k, left in self.rows.items() if counts_at(left, as_of)}
+
+
+class Overlap:
+    """What was read of events and movements near the watermark, to find the rows that
+    committed late into the overlap before it without taking any row twice."""
+
+    TABLES = ("events", "movements")
+
+    def __init__(self, read: dict[str, pd.DataFrame] | None = None) -> None:
+        self._read = {table: _Read() for table in self.TABLES}
+        for table, keys in (read or {}).items():
+            self._read[table].add(keys["key"].to_numpy(), ns(keys["recorded_at"]))
+
+    def unread(self, table: str, keys: np.ndarray, after: datetime) -> np.ndarray:
+        return self._read[table].unread(keys, epoch_ns(after))
+
+    def took(self, table: str, keys: np.ndarray, stamps: np.ndarray) -> None:
+        self._read[table].add(keys, stamps)
+
+    def late(self, conn: Connection, until: datetime,
+             left_out: list[queries.LeftOut]) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+        """The events and movements that committed after the last read although stamped
+        within the overlap before it (none unless the overlap's count says so), and whether
+        plan rows were written within the overlap or since."""
+        since = until - _overlap()
+        events, movements, plan = queries.written_counts(conn, since, until)
+        counted = {"events": events, "movements": movements}
+        late = {"events": pd.DataFrame(), "movements": pd.DataFrame()}
+        for table, keys_since, by_key in (
+                ("events", queries.event_keys_recorded_since, queries.events_by_id),
+                ("movements", queries.movement_keys_recorded_since, queries.movements_by_id)):
+            read = self._read[table]
+            if counted[table] == read.count(epoch_ns(since), epoch_ns(until)):
+                continue
+            keys = keys_since(conn, since)
+            keys = keys[keys["recorded_at"] <= kpis.instant(until)]
+            unseen = set(keys["key"].tolist()) - read.keys()
+            if unseen:
+                late[table] = by_key(conn, unseen, left_out=left_out)
+        return late["events"], late["movements"], bool(plan)
+
+    def forget_before(self, since: datetime) -> None:
+        for read in self._read.values():
+            read.forget_before(epoch_ns(since))
+
+
+class IssueFollower:
+    """The issues in play as numpy rows, and when each issue first went back to a department
+    it had left, from its events: those of the issues raised in the last EVENT_HORIZON (the
+    scoreboard's week), and of the older ones still unresolved (the board) as loaded or read
+    again when they change; the instant is recomputed only for the issues that got new
+    events."""
+
+    def __init__(self, departments: list[str], issues: IssueColumns, events: pd.DataFrame,
+                 left_out: Iterable[queries.LeftOut]) -> None:
+        self._departments = departments
+        columns = issues.as_dict()
+        self._rows = _Rows(columns["id"].tolist(), columns)
+        # Per issue whose events are kept: (event id, at in ns, department).
+        self._events: dict[str, list[tuple]] = {}
+        self._add_events(events)
+        self.left_out = _LeftOut(left_out)
+
+    def live(self) -> IssueColumns:
+        return IssueColumns(*self._rows.live())
+
+    def without_history(self, issues: pd.DataFrame, as_of: datetime) -> set:
+        """The issues read again that are older than EVENT_HORIZON and unresolved at as_of
+        but whose events are not kept (reopened, or forgotten since the full load): their
+        whole history must be read."""
+        older = issues["raised_at"] < kpis.instant(as_of - EVENT_HORIZON)
+        unresolved = ~(issues["resolved_at"] <= kpis.instant(as_of)) & (issues["status"] != "cancelled")
+        return {i for i in issues.loc[older & unresolved, "id"] if i not in self._events}
+
+    def follow(self, issues: pd.DataFrame, events: pd.DataFrame, history: pd.DataFrame,
+               left_out: list[queries.LeftOut], as_of: datetime) -> None:
+        """Take the issues and events read since the last read, the whole `history` of the
+        issues `without_history` named, and the rows of them left out as implausible."""
+        rejected = [left for left in left_out if left.table == queries.ISSUES.table]
+        self._rows.retire(left.key for left in rejected)
+        self.left_out.add(left for left in left_out
+                          if left.table in (queries.ISSUES.table, queries.EVENTS.table))
+        self.left_out.taken(queries.ISSUES.table, issues["id"])
+        self.left_out.taken(queries.EVENTS.table, events["event_id"])
+        if len(issues):
+            columns = issue_columns(issues, self._departments)
+            # When an issue went back to a department follows from its events, below.
+            del columns["ping_pong"]
+            self._rows.put(columns["id"].tolist(), columns)
+        kept = (events["issue_raised_at"] >= kpis.instant(as_of - EVENT_HORIZON)).to_numpy() \
+            | np.fromiter((i in self._events for i in events["issue_id"]), dtype=bool, count=len(events))
+        events = events[kept & ~events["issue_id"].isin(history["issue_id"]).to_numpy()]
+        self._follow_ping_pong(self._add_events(events) | self._add_events(history))
+
+    def _add_events(self, events: pd.DataFrame) -> set:
+        """Keep `events` with their issues' others; the ids of the issues they belong to."""
+        issue_ids = events["issue_id"].to_numpy(dtype=object)
+        for issue_id, event_id, at, department in zip(
+                issue_ids, events["event_id"].to_numpy(), ns(events["at"]),
+                events["department_code"].to_numpy(dtype=object)):
+            self._events.setdefault(issue_id, []).append((int(event_id), int(at), department))
+        return set(issue_ids.tolist())
+
+    def _follow_ping_pong(self, issue_ids: set) -> None:
+        """Recompute when the issues that got new events first went back to a department."""
+        issue_ids = [i for i in issue_ids if i in self._rows.row_of]
+        if not issue_ids:
+            return
+        events = [(issue_id, *event) for issue_id in issue_ids for event in self._events[issue_id]
+                  if event[2] is not None]
+        returned = {}
+        if events:
+            issues, event_ids, at, departments = zip(*events)
+            returned = dict(zip(*kpis.first_returns(
+                np.array(issues, dtype=object), np.array(departments, dtype=object),
+                np.array(at, dtype=np.int64), np.array(event_ids, dtype=np.int64))))
+        self._rows.put(issue_ids, {"ping_pong": np.array(
+            [returned.get(i, NEVER_NS) for i in issue_ids], dtype=np.int64)})
+
+    def forget_before(self, as_of: datetime) -> None:
+        """Retire the issues no window counts any more, and the events of those raised
+        before the last EVENT_HORIZON (an older issue still unresolved keeps its mark, and
+        its history is read again when it changes: `without_history`)."""
+        columns, rows = self._rows.live()
+        resolved, raised, ids = columns["resolved"][rows], columns["raised"][rows], columns["id"][rows]
+        done = (resolved < epoch_ns(as_of - timedelta(days=1))) | columns["cancelled"][rows]
+        stale = (raised < epoch_ns(as_of - ISSUE_HORIZON)) & done
+        self._rows.retire(ids[stale].tolist())
+        for issue_id in ids[(raised < epoch_ns(as_of - EVENT_HORIZON)) | stale].tolist():
+            self._events.pop(issue_id, None)
+        self.left_out.forget_before(as_of)
+
+
+class LotFollower:
+    """Where every lot sits, kept from the movements: a move changes the positions it
+    leaves and enters once its time has come."""
+
+    def __init__(self, lots: pd.DataFrame, pending: pd.DataFrame, locations: pd.DataFrame,
+                 left_out: Iterable[queries.LeftOut]) -> None:
+        self._locations = {code: (kind, dwell) for code, kind, dwell in zip(
+            locations["code"], locations["kind"], locations["max_dwell_minutes"])}
+        self._rows = _Rows(zip(lots["lot"], lots["material_code"], lots["location_code"]), {
+            "lot": lots["lot"].to_numpy(dtype=object),
+            "material_code": lots["material_code"].to_numpy(dtype=object),
+            "location_code": lots["location_code"].to_numpy(dtype=object),
+            "location_kind": lots["location_kind"].to_numpy(dtype=object),
+            "qty": lots["qty"].to_numpy(dtype=np.float64),
+            "last_in": _arrival_ns(lots["last_in_at"]),
+            "max_dwell_minutes": lots["max_dwell_minutes"].to_numpy(dtype=np.float64)})
+        # Moves booked for a later time: (at in ns, lot, material, qty, from, to).
+        self._pending: list[tuple] = []
+        self.add_moves(pending)
+        self.left_out = _LeftOut(left_out)
+
+    def frame(self) -> pd.DataFrame:
+        return _lot_frame(*self._rows.live())
+
+    def follow(self, moves: pd.DataFrame, left_out: list[queries.LeftOut], as_of: datetime) -> None:
+        """Take the movements read since the last read (the implausible ones move nothing)."""
+        self.left_out.add(left for left in left_out if left.table == queries.MOVEMENTS.table)
+        self.left_out.taken(queries.MOVEMENTS.table, moves["id"])
+        self.add_moves(moves)
+        self._apply_due(as_of)
+
+    def add_moves(self, moves: pd.DataFrame) -> None:
+        if len(moves):
+            self._pending.extend(zip(
+                ns(moves["at"]).tolist(), moves["lot"].tolist(), moves["material_code"].tolist(),
+                moves["qty"].tolist(), moves["from_location_code"].tolist(),
+                moves["to_location_code"].tolist()))
+
+    def _apply_due(self, as_of: datetime) -> None:
+        """Add the moves that have happened by as_of to the lots' positions: each changed
+        position is its balance before plus the moves in and out, its last arrival the
+        latest; a position that empties leaves."""
+        at = epoch_ns(as_of)
+        due = [move for move in self._pending if move[0] <= at]
+        if not due:
+            return
+        self._pending = [move for move in self._pending if move[0] > at]
+        changes: dict[tuple, list] = {}
+        for arrived, lot, material, qty, source, target in due:
+            if self._locations.get(target, ("",))[0] in queries.STOCK_KINDS:
+                change = changes.setdefault((lot, material, target), [0.0, _NO_ARRIVAL])
+                change[0] += qty
+                change[1] = max(change[1], arrived)
+            if self._locations.get(source, ("",))[0] in queries.STOCK_KINDS:
+                changes.setdefault((lot, material, source), [0.0, _NO_ARRIVAL])[0] -= qty
+        keys = list(changes)
+        lots = self._rows
+        qty = lots.get(keys, "qty", 0.0) + np.array([c[0] for c in changes.values()])
+        arrived = np.maximum(lots.get(keys, "last_in", _NO_ARRIVAL),
+                             np.array([c[1] for c in changes.values()], dtype=np.int64))
+        where = [self._locations[location] for _, _, location in keys]
+        lots.put(keys, {
+            "lot": np.array([k[0] for k in keys], dtype=object),
+            "material_code": np.array([k[1] for k in keys], dtype=object),
+            "location_code": np.array([k[2] for k in keys], dtype=object),
+            "location_kind": np.array([w[0] for w in where], dtype=object),
+            "qty": qty, "last_in": arrived,
+            "max_dwell_minutes": np.array([w[1] for w in where], dtype=np.float64)})
+        lots.retire(key for key, left in zip(keys, qty) if left <= queries.QTY_EPSILON)
+
+
+class PlanReader:
+    """The shifts starting in the PLAN_HORIZON before as_of (queries.production_plan), read
+    with an hour to spare and read again only after plan rows were written or when as_of
+    leaves what was read."""
+
+    def __init__(self) -> None:
+        self._plan = pd.DataFrame()
+        self._span: tuple[datetime, datetime] | None = None
+        self.left_out: list[queries.LeftOut] = []
+
+    def written(self) -> None:
+        self._span = None
+
+    def at(self, conn: Connection, as_of: datetime) -> pd.DataFrame:
+        since = as_of - PLAN_HORIZON
+        if self._span is None or not self._span[0] <= since < as_of <= self._span[1]:
+            self._span = (since, as_of + _PLAN_AHEAD)
+            self.left_out = []
+            self._plan = queries.production_plan(conn, *self._span, left_out=self.left_out)
+        start = self._plan["shift_start"]
+        return self._plan[(start >= kpis.instant(since)) & (start < kpis.instant(as_of))] \
+            .reset_index(drop=True)
+
+
 class WallState:
-    """One process's incremental copy of the overview's frames."""
+    """One process's incremental copy of the overview's frames: the watermark and the bulk
+    version it follows from, and the followers of each table."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version: int | None = None
         self._watermark: datetime | None = None
         self._names: dict = {}
-        self._departments: list[str] = []
-        self._locations: dict[str, tuple] = {}
-        self._issues: _Rows | None = None
-        # Per issue raised in the last EVENT_HORIZON: (event id, at in ns, department).
-        self._events: dict[str, list[tuple]] = {}
-        self._lots: _Rows | None = None
-        # Moves booked for a later time: (at in ns, lot, material, qty, from, to).
-        self._pending_moves: list[tuple] = []
-        self._read = {"events": _Read(), "movements": _Read()}
-        self._plan = pd.DataFrame()
-        self._plan_span: tuple[datetime, datetime] | None = None
+        self._empty = False
+        self._issues: IssueFollower | None = None
+        self._lots: LotFollower | None = None
+        self._plan = PlanReader()
+        self._overlap = Overlap()
         self._frames: WallFrames | None = None
         self._frames_as_of: datetime | None = None
         self._forgot_at: datetime | None = None
@@ -183,183 +428,81 @@ class WallState:
             else:
                 self._follow(conn, as_of)
             self._forget_before(as_of)
+            plan = self._plan.at(conn, as_of)
             self._frames_as_of = as_of
             self._frames = WallFrames(
-                names=self._names, issues=IssueColumns(*self._issues.live()),
-                lots=_lot_frame(*self._lots.live()),
-                plan=self._plan_at(conn, as_of))
+                names=self._names, issues=self._issues.live(), lots=self._lots.frame(), plan=plan,
+                left_out=(*self._issues.left_out.rows.values(), *self._lots.left_out.rows.values(),
+                          *self._plan.left_out),
+                empty_database=self._empty)
             return self._frames
-
-    def _plan_at(self, conn: Connection, as_of: datetime) -> pd.DataFrame:
-        """The shifts starting in the PLAN_HORIZON before as_of (queries.production_plan),
-        re-read only after plan rows were written or when as_of leaves what was read."""
-        since = as_of - PLAN_HORIZON
-        if self._plan_span is None or not self._plan_span[0] <= since < as_of <= self._plan_span[1]:
-            self._plan_span = (since, as_of + _PLAN_AHEAD)
-            self._plan = queries.production_plan(conn, *self._plan_span)
-        start = self._plan["shift_start"]
-        return self._plan[(start >= kpis.instant(since)) & (start < kpis.instant(as_of))] \
-            .reset_index(drop=True)
-
-    # ---- full load -------------------------------------------------------------------
 
     def _load(self, conn: Connection, as_of: datetime, version: int) -> None:
         watermark = timezones.utc_now()
         since = watermark - _overlap()
+        left_out: list[queries.LeftOut] = []
         with _one_snapshot(conn) as snap:
             full, events = load_frames_and_events(snap, as_of)
             # What the overlap will count again is already in the frames: remember it.
             read = {"events": queries.event_keys_recorded_since(snap, since),
                     "movements": queries.movement_keys_recorded_since(snap, since)}
-            pending = queries.movements_after(snap, as_of)
+            pending = queries.movements_after(snap, as_of, left_out=left_out)
             locations = queries.locations(snap)
-        self._names = full.names
-        self._departments = list(full.names["departments"])
-        self._locations = {code: (kind, dwell) for code, kind, dwell in zip(
-            locations["code"], locations["kind"], locations["max_dwell_minutes"])}
-        issues = full.issues.as_dict()
-        self._issues = _Rows(issues["id"].tolist(), issues)
-        self._events = {}
-        self._add_events(events)
-        lots = full.lots
-        self._lots = _Rows(zip(lots["lot"], lots["material_code"], lots["location_code"]), {
-            "lot": lots["lot"].to_numpy(dtype=object),
-            "material_code": lots["material_code"].to_numpy(dtype=object),
-            "location_code": lots["location_code"].to_numpy(dtype=object),
-            "location_kind": lots["location_kind"].to_numpy(dtype=object),
-            "qty": lots["qty"].to_numpy(dtype=np.float64),
-            "last_in": _arrival_ns(lots["last_in_at"]),
-            "max_dwell_minutes": lots["max_dwell_minutes"].to_numpy(dtype=np.float64)})
-        self._pending_moves = []
-        self._add_moves(pending)
-        self._read = {"events": _Read(), "movements": _Read()}
-        for table, keys in read.items():
-            self._read[table].add(keys["key"].to_numpy(), ns(keys["recorded_at"]))
-        self._plan_span = None
+        left_out += full.left_out
+        self._names, self._empty = full.names, full.empty_database
+        self._issues = IssueFollower(list(full.names["departments"]), full.issues, events, [
+            left for left in left_out if left.table in (queries.ISSUES.table, queries.EVENTS.table)])
+        self._lots = LotFollower(full.lots, pending, locations, [
+            left for left in left_out if left.table in (queries.MOVEMENTS.table, queries.LOTS.table)])
+        self._overlap = Overlap(read)
+        self._plan = PlanReader()
         self._version, self._watermark = version, watermark
-
-    # ---- following -------------------------------------------------------------------
 
     def _follow(self, conn: Connection, as_of: datetime) -> None:
         """Read what was written since the last read, and by key what committed late into
         the overlap before it."""
         watermark = timezones.utc_now()
-        after = epoch_ns(self._watermark)
-        events = queries.events_recorded_since(conn, self._watermark)
-        events = events[self._read["events"].unread(events["event_id"].to_numpy(), after)]
-        moves = queries.movements_written_since(conn, self._watermark)
-        moves = moves[self._read["movements"].unread(moves["id"].to_numpy(dtype=object), after)]
-        issues = queries.issues_written_since(conn, self._watermark)
-        late_events, late_moves = self._check_overlap(conn)
+        left_out: list[queries.LeftOut] = []
+        events = queries.events_recorded_since(conn, self._watermark, left_out=left_out)
+        events = events[self._overlap.unread("events", events["event_id"].to_numpy(), self._watermark)]
+        moves = queries.movements_written_since(conn, self._watermark, left_out=left_out)
+        moves = moves[self._overlap.unread("movements", moves["id"].to_numpy(dtype=object),
+                                           self._watermark)]
+        issues = queries.issues_written_since(conn, self._watermark, left_out=left_out)
+        late_events, late_moves, plan_written = self._overlap.late(conn, self._watermark, left_out)
+        if plan_written:
+            self._plan.written()
         if len(late_events):
             events = pd.concat([events, late_events])
         # An issue changes with its events; one stamped just before the watermark and
         # committed after it is read by id.
-        missed = set(events["issue_id"]) - set(issues["id"])
+        missed = set(events["issue_id"]) - set(issues["id"]) \
+            - {left.key for left in left_out if left.table == queries.ISSUES.table}
         if missed:
-            issues = pd.concat([issues, queries.issues_by_id(conn, missed)])
+            issues = pd.concat([issues, queries.issues_by_id(conn, missed, left_out=left_out)])
         if len(late_moves):
             moves = pd.concat([moves, late_moves])
-        self._read["events"].add(events["event_id"].to_numpy(), ns(events["recorded_at"]))
-        self._read["movements"].add(moves["id"].to_numpy(dtype=object), ns(moves["recorded_at"]))
-        if len(issues):
-            columns = issue_columns(issues, self._departments)
-            # When an issue went back to a department follows from its events, below.
-            del columns["ping_pong"]
-            self._issues.put(columns["id"].tolist(), columns)
-        recent = events[events["issue_raised_at"] >= kpis.instant(as_of - EVENT_HORIZON)]
-        self._follow_ping_pong(self._add_events(recent))
-        self._add_moves(moves)
-        self._apply_due_moves(as_of)
+        reopened = self._issues.without_history(issues, as_of)
+        history = queries.events_of_issues(conn, reopened, left_out=left_out) if reopened \
+            else events.iloc[:0]
+        self._overlap.took("events", events["event_id"].to_numpy(), ns(events["recorded_at"]))
+        self._overlap.took("movements", moves["id"].to_numpy(dtype=object), ns(moves["recorded_at"]))
+        self._took_left_out(left_out)
+        self._issues.follow(issues, events, history, left_out, as_of)
+        self._lots.follow(moves, left_out, as_of)
+        if len(issues) or len(moves) or left_out:
+            self._empty = False
         self._watermark = watermark
 
-    def _check_overlap(self, conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The events and movements that committed after the last read although stamped
-        within the overlap before it: none unless the overlap's count says so. Plan rows
-        written within the overlap or since make the plan be read again."""
-        until = self._watermark
-        since = until - _overlap()
-        events, movements, plan = queries.written_counts(conn, since, until)
-        counted = {"events": events, "movements": movements}
-        if plan:
-            self._plan_span = None
-        late = {"events": pd.DataFrame(), "movements": pd.DataFrame()}
-        for table, keys_since, by_key in (
-                ("events", queries.event_keys_recorded_since, queries.events_by_id),
-                ("movements", queries.movement_keys_recorded_since, queries.movements_by_id)):
-            read = self._read[table]
-            if counted[table] == read.count(epoch_ns(since), epoch_ns(until)):
-                continue
-            keys = keys_since(conn, since)
-            keys = keys[keys["recorded_at"] <= kpis.instant(until)]
-            unseen = set(keys["key"].tolist()) - read.keys()
-            if unseen:
-                late[table] = by_key(conn, unseen)
-        return late["events"], late["movements"]
-
-    def _add_events(self, events: pd.DataFrame) -> set:
-        """Keep `events` with their issues' others; the ids of the issues they belong to."""
-        issue_ids = events["issue_id"].to_numpy(dtype=object)
-        for issue_id, event_id, at, department in zip(
-                issue_ids, events["event_id"].to_numpy(), ns(events["at"]),
-                events["department_code"].to_numpy(dtype=object)):
-            self._events.setdefault(issue_id, []).append((int(event_id), int(at), department))
-        return set(issue_ids.tolist())
-
-    def _follow_ping_pong(self, issue_ids: set) -> None:
-        """Recompute when the issues that got new events first went back to a department."""
-        issue_ids = [i for i in issue_ids if i in self._issues.row_of]
-        if not issue_ids:
-            return
-        events = [(issue_id, *event) for issue_id in issue_ids for event in self._events[issue_id]
-                  if event[2] is not None]
-        returned = {}
-        if events:
-            issues, event_ids, at, departments = zip(*events)
-            returned = dict(zip(*kpis.first_returns(
-                np.array(issues, dtype=object), np.array(departments, dtype=object),
-                np.array(at, dtype=np.int64), np.array(event_ids, dtype=np.int64))))
-        self._issues.put(issue_ids, {"ping_pong": np.array(
-            [returned.get(i, NEVER_NS) for i in issue_ids], dtype=np.int64)})
-
-    def _add_moves(self, moves: pd.DataFrame) -> None:
-        if len(moves):
-            self._pending_moves.extend(zip(
-                ns(moves["at"]).tolist(), moves["lot"].tolist(), moves["material_code"].tolist(),
-                moves["qty"].tolist(), moves["from_location_code"].tolist(),
-                moves["to_location_code"].tolist()))
-
-    def _apply_due_moves(self, as_of: datetime) -> None:
-        """Add the moves that have happened by as_of to the lots' positions: each changed
-        position is its balance before plus the moves in and out, its last arrival the
-        latest; a position that empties leaves."""
-        at = epoch_ns(as_of)
-        due = [move for move in self._pending_moves if move[0] <= at]
-        if not due:
-            return
-        self._pending_moves = [move for move in self._pending_moves if move[0] > at]
-        changes: dict[tuple, list] = {}
-        for arrived, lot, material, qty, source, target in due:
-            if self._locations.get(target, ("",))[0] in queries.STOCK_KINDS:
-                change = changes.setdefault((lot, material, target), [0.0, _NO_ARRIVAL])
-                change[0] += qty
-                change[1] = max(change[1], arrived)
-            if self._locations.get(source, ("",))[0] in queries.STOCK_KINDS:
-                changes.setdefault((lot, material, source), [0.0, _NO_ARRIVAL])[0] -= qty
-        keys = list(changes)
-        lots = self._lots
-        qty = lots.get(keys, "qty", 0.0) + np.array([c[0] for c in changes.values()])
-        arrived = np.maximum(lots.get(keys, "last_in", _NO_ARRIVAL),
-                             np.array([c[1] for c in changes.values()], dtype=np.int64))
-        where = [self._locations[location] for _, _, location in keys]
-        lots.put(keys, {
-            "lot": np.array([k[0] for k in keys], dtype=object),
-            "material_code": np.array([k[1] for k in keys], dtype=object),
-            "location_code": np.array([k[2] for k in keys], dtype=object),
-            "location_kind": np.array([w[0] for w in where], dtype=object),
-            "qty": qty, "last_in": arrived,
-            "max_dwell_minutes": np.array([w[1] for w in where], dtype=np.float64)})
-        lots.retire(key for key, left in zip(keys, qty) if left <= queries.QTY_EPSILON)
+    def _took_left_out(self, left_out: list[queries.LeftOut]) -> None:
+        """The overlap counts rows left out as read too, so they are not looked for again."""
+        for table, source, key in (("events", queries.EVENTS, "event_id"),
+                                   ("movements", queries.MOVEMENTS, "id")):
+            rows = [left.row for left in left_out
+                    if left.table == source.table and left.row["recorded_at"] is not None]
+            if rows:
+                self._overlap.took(table, np.array([row[key] for row in rows], dtype=object),
+                                   ns(pd.Series([row["recorded_at"] for row in rows])))
 
     def _forget_before(self, as_of: datetime) -> None:
         """Retire what no screen can count any more, so memory follows the window, not the
@@ -368,19 +511,8 @@ class WallState:
         if self._forgot_at is not None and abs(as_of - self._forgot_at) < _FORGET_EVERY:
             return
         self._forgot_at = as_of
-        issues = self._issues
-        columns, rows = issues.live()
-        resolved, raised, ids = columns["resolved"][rows], columns["raised"][rows], columns["id"][rows]
-        done = (resolved < epoch_ns(as_of - timedelta(days=1))) | columns["cancelled"][rows]
-        stale = (raised < epoch_ns(as_of - ISSUE_HORIZON)) & done
-        issues.retire(ids[stale].tolist())
-        # Events are kept for the issues raised in the last EVENT_HORIZON only.
-        recent_since = epoch_ns(as_of - EVENT_HORIZON)
-        for issue_id in ids[(raised < recent_since) | stale].tolist():
-            self._events.pop(issue_id, None)
-        since = epoch_ns(self._watermark - _overlap())
-        for read in self._read.values():
-            read.forget_before(since)
+        self._issues.forget_before(as_of)
+        self._overlap.forget_before(self._watermark - _overlap())
 
 
 def _lot_frame(columns: dict[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:

@@ -1,23 +1,32 @@
 """What every wall screen is computed from: the frames of one refresh, read in full here
 (the reference for data/wall/follower.py, which keeps the same frames current), and the
-helpers every page's figures share."""
+helpers every page's figures share: the data errors, the panels computed one by one, the
+shortage rule."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from data import kpis, queries
+from data import kpis, queries, settings
 from data.models import Location, Material, SlaRule
 from data.wall.columns import MINUTE_NS, IssueColumns, epoch_ns, issue_columns, ns
+
+log = logging.getLogger(__name__)
 
 TREND_DAYS = 30
 # Quantities on screen: sums of moves carry float noise past this many decimals.
 QTY_DECIMALS = 6
+# Rows a list panel is sent at most; the snapshot also carries the list's full total.
+LIST_ROWS = 50
+# Data errors a snapshot shows by example; it counts them all.
+ERROR_EXAMPLES = 5
 
 
 def display_names(conn: Connection) -> dict:
@@ -42,11 +51,14 @@ class WallFrames:
     """What the overview is computed from: every issue it may count (the window's, and the
     ones open now or a day ago) as columns, where the lots sit (queries.LOT_COLUMNS), and
     the last shifts (queries.PLAN_COLUMNS), for every line; every scope of one refresh
-    shares them."""
+    shares them. `left_out` holds the rows read and left out as implausible (see
+    `data_errors`); `empty_database` says the plant has no issue and no movement at all."""
     names: dict
     issues: IssueColumns
     lots: pd.DataFrame
     plan: pd.DataFrame
+    left_out: tuple[queries.LeftOut, ...] = ()
+    empty_database: bool = False
 
 
 # How far back the overview looks: the 30-day trend from the site's midnight, with a day spare.
@@ -62,15 +74,85 @@ def load_frames(conn: Connection, as_of: datetime) -> WallFrames:
 
 
 def load_frames_and_events(conn: Connection, as_of: datetime) -> tuple[WallFrames, pd.DataFrame]:
-    """The frames, and the events of the last week's issues they were derived from."""
-    issues = queries.issues_in_play(conn, as_of - ISSUE_HORIZON, as_of - timedelta(days=1))
-    events = queries.events_of_issues_raised_since(conn, as_of - EVENT_HORIZON)
+    """The frames, and the events they were derived from: those of the issues raised in the
+    last EVENT_HORIZON (the scoreboard's week) and of the older ones still unresolved (the
+    board), so that each knows when it went back to a department it had left."""
+    left_out: list[queries.LeftOut] = []
+    issues = queries.issues_in_play(conn, as_of - ISSUE_HORIZON, as_of - timedelta(days=1),
+                                    left_out=left_out)
+    events = queries.events_of_issues_in_play(conn, as_of - EVENT_HORIZON, as_of, left_out=left_out)
     names = display_names(conn)
     columns = issue_columns(issues, list(names["departments"]), kpis.ping_pong_since(events))
-    frames = WallFrames(
-        names=names, issues=IssueColumns(columns), lots=queries.lot_positions(conn, as_of),
-        plan=queries.production_plan(conn, as_of - PLAN_HORIZON, as_of))
+    lots = queries.lot_positions(conn, as_of, left_out=left_out)
+    plan = queries.production_plan(conn, as_of - PLAN_HORIZON, as_of, left_out=left_out)
+    left_out += queries.implausible_movements(conn)
+    frames = WallFrames(names=names, issues=IssueColumns(columns), lots=lots, plan=plan,
+                        left_out=tuple(left_out), empty_database=queries.plant_is_empty(conn))
     return frames, events
+
+
+def counts_at(left: queries.LeftOut, as_of: datetime) -> bool:
+    """Whether a row left out would be in the frames at as_of, had it been plausible: the
+    same windows as the frames' reads (a movement or a lot position counts as long as it is
+    there)."""
+    row = left.row
+    if left.table == queries.ISSUES.table:
+        return queries.in_play(row, as_of - ISSUE_HORIZON, as_of - timedelta(days=1))
+    if left.table == queries.EVENTS.table:     # counted for the scoreboard's issues only
+        return row["issue_raised_at"] is None or row["issue_raised_at"] >= as_of - EVENT_HORIZON
+    if left.table == queries.PLAN.table:
+        start = row["shift_start"]
+        return start is None or as_of - PLAN_HORIZON <= start < as_of
+    return True
+
+
+def data_errors(left_out: Iterable[queries.LeftOut], as_of: datetime) -> dict:
+    """The rows the frames at as_of would hold but left out, for whoever maintains the data:
+    how many, and the first few by table and key."""
+    rows = {(left.table, left.key): left for left in left_out if counts_at(left, as_of)}
+    examples = [rows[key] for key in sorted(rows)[:ERROR_EXAMPLES]]
+    return {"count": len(rows),
+            "examples": [{"table": e.table, "key": e.key, "column": e.column, "value": e.value,
+                          "reason": e.reason} for e in examples]}
+
+
+class PartFailed(RuntimeError):
+    """A part of a snapshot could not be computed because a part it needs failed."""
+
+
+class _Done(dict):
+    """The parts computed so far; reading one that failed fails the reader."""
+
+    def __missing__(self, name: str):
+        raise PartFailed(f"needs the {name} part, which failed")
+
+
+def computed_parts(page: str, parts: dict[str, Callable[[dict], Any]]) -> tuple[dict, list[str]]:
+    """Each part of a page's snapshot computed on its own, in order, from the parts before it:
+    one that raises is logged with its traceback and reported as failed (None), and the
+    others are still computed. A part that reads a failed one fails too."""
+    done = _Done()
+    failed: list[str] = []
+    for name, compute in parts.items():
+        try:
+            done[name] = compute(done)
+        except PartFailed as exc:
+            log.warning("%s snapshot: the %s part %s", page, name, exc)
+            failed.append(name)
+        except Exception:
+            log.exception("%s snapshot: the %s part failed", page, name)
+            failed.append(name)
+    return {name: done.get(name) for name in parts}, failed
+
+
+def shortage_types() -> tuple[str, ...]:
+    """The issue types that count as material shortages (setting SHORTAGE_ISSUE_TYPES)."""
+    return tuple(t.strip() for t in settings.get("SHORTAGE_ISSUE_TYPES").split(",") if t.strip())
+
+
+def capped(rows: list) -> tuple[list, int]:
+    """A list as sent (at most LIST_ROWS rows) and its full total."""
+    return rows[:LIST_ROWS], len(rows)
 
 
 def on_line(frame: pd.DataFrame, line: str | None, lines: pd.Series | None = None) -> pd.DataFrame:
