@@ -17,13 +17,12 @@ from datetime import datetime, time, timedelta
 
 import numpy as np
 
-from data import timezones
+from data import settings, theme, timezones
 
-# The wall's rules (data/wall/), restated so the benchmark checks them independently.
-SHORTAGE_TYPE = "material_shortage"
-STAR_MIN_ISSUES = 5
+# The wall's rules (data/wall/, docs/wall.md "The rules behind the figures"), restated so the
+# benchmark checks them independently; the thresholds and types are the project's settings.
 TREND_DAYS = 30
-MAX_ALERTS = 12
+LIST_ROWS = 50
 STOCK_KINDS = ("receiving", "iqc", "warehouse", "line_side", "wip", "finished", "scrap")
 QTY_EPSILON = 1e-9
 PLAN_HORIZON = timedelta(hours=36)
@@ -134,13 +133,14 @@ class Parts:
     plan_now: float | None
     plan_before: float | None
     # (id, severity, issue_type, owner, location_code, line, raised_us, acknowledged_us|None,
-    #  ack_minutes, resolve_minutes), ordered by raised_at then id
+    #  ack_minutes, resolve_minutes, ping_pong), ordered by raised_at then id
     board: list[tuple]
     departments: dict[str, DepartmentFigures]
-    # (lot, material_code, location_code, qty, dwell_min, limit_min), longest dwell first
+    # (lot, material_code, location_code, qty, dwell_min, limit_min), longest dwell first, all
     stagnant: list[tuple]
     trend: list[float | None]
     population: int
+    empty_database: bool
     extra: dict = field(default_factory=dict)
 
 
@@ -153,13 +153,25 @@ def rate(resolved: int, raised: int) -> float | None:
     return resolved / raised if raised else None
 
 
-def star(rows: list[list]) -> str | None:
-    """The collaboration star: best response SLA compliance, then the faster median, among
-    departments with enough issues; the first in code order wins a tie."""
-    contenders = [r for r in rows if r[1] >= STAR_MIN_ISSUES and r[5] is not None]
+def shortage_types() -> set[str]:
+    """The issue types counted as shortages, read from the setting SHORTAGE_ISSUE_TYPES
+    itself so that the wall's parsing of it is checked too."""
+    return {t.strip() for t in settings.get("SHORTAGE_ISSUE_TYPES").split(",") if t.strip()}
+
+
+def star(rows: list[list]) -> tuple[str | None, dict | None]:
+    """The collaboration star and why: among departments with at least STAR_MIN_ISSUES
+    issues in the week and a response SLA compliance not rated bad, the fastest median; a
+    tie goes to the higher compliance, then the more issues, then the code."""
+    minimum = settings.get_int("STAR_MIN_ISSUES")
+    contenders = [r for r in rows if r[1] >= minimum and r[4] is not None and r[5] is not None
+                  and theme.level("response_sla_compliance", r[5]) != theme.BAD]
     if not contenders:
-        return None
-    return max(contenders, key=lambda r: (r[5], -(r[4] or 0.0)))[0]
+        return None, None
+    code, raised, _, _, median, sla, _ = min(contenders, key=lambda r: (r[4], -r[5], -r[1], r[0]))
+    return code, {"department_code": code, "raised": raised, "median_response_min": median,
+                  "response_sla_compliance": sla, "min_issues": minimum,
+                  "tied_with": sorted(r[0] for r in contenders if r[4] == median and r[0] != code)}
 
 
 def limit_us(limit_minutes: float) -> int:
@@ -172,13 +184,14 @@ def assemble(parts: Parts, moments: Instants, department_codes: list[str]) -> di
         d = parts.departments.get(code, DepartmentFigures())
         rows.append([code, d.raised, d.open, d.overdue, d.median_response_min,
                      d.response_sla_compliance, d.ping_pong])
-    best = star(rows)
+    best, reason = star(rows)
     rows.sort(key=lambda r: (-r[3], -r[2], r[0]))
     board = [[i, sev, kind, owner, loc, line, ms(raised), None if ack is None else ms(ack),
-              ms(raised + limit_us(ack_min)), ms(raised + limit_us(resolve_min))]
-             for i, sev, kind, owner, loc, line, raised, ack, ack_min, resolve_min in parts.board]
+              ms(raised + limit_us(ack_min)), ms(raised + limit_us(resolve_min)), bool(pp)]
+             for i, sev, kind, owner, loc, line, raised, ack, ack_min, resolve_min, pp in parts.board]
     as_of_ms = moments.as_of.timestamp() * 1000
-    shortages = [[r[0], (as_of_ms - r[6]) / 60000] for r in board if r[2] == SHORTAGE_TYPE]
+    kinds = shortage_types()
+    shortages = [[r[0], (as_of_ms - r[6]) / 60000] for r in board if r[2] in kinds]
     tiles = {
         "open": [parts.open_now, parts.open_before],
         "overdue": [parts.overdue_now, parts.overdue_before],
@@ -191,40 +204,55 @@ def assemble(parts: Parts, moments: Instants, department_codes: list[str]) -> di
     return {
         "as_of_ms": int(moments.as_of.timestamp() * 1000),
         "no_data": parts.population == 0 and parts.open_now == 0,
-        "tiles": tiles, "board": board, "scoreboard": rows, "star": best,
-        "stagnant": [list(r) for r in parts.stagnant[:MAX_ALERTS]],
-        "shortages": shortages[:MAX_ALERTS],
+        "empty_database": parts.empty_database,
+        # A variant computes every part or fails as a whole.
+        "failed_panels": [],
+        "tiles": tiles, "board": board, "scoreboard": rows, "star": best, "star_reason": reason,
+        "stagnant": [list(r) for r in parts.stagnant[:LIST_ROWS]],
+        "stagnant_total": len(parts.stagnant),
+        "shortages": shortages[:LIST_ROWS], "shortages_total": len(shortages),
         "trend_days": list(moments.day_labels), "trend": list(parts.trend),
     }
 
 
 def canonical_figures(snapshot: dict) -> dict:
-    """The figures of an overview snapshot, without display names, in a comparable form."""
+    """The figures of an overview snapshot, without display names, in a comparable form.
+
+    Left out: a board row's `contact` (the variants read no acknowledger: it is a name
+    looked up, not a figure) and `data_errors` (the workloads write only plausible rows, and
+    the variants restate no plausibility bounds)."""
     tiles = snapshot["tiles"]
     return {
         "as_of_ms": snapshot["as_of_ms"],
         "no_data": snapshot["no_data"],
+        "empty_database": snapshot["empty_database"],
+        "failed_panels": snapshot["failed_panels"],
         "tiles": {k: [tiles[k]["value"], tiles[k]["yesterday"]] for k in TILE_KEYS},
         "board": [[r["id"], r["severity"], r["issue_type"], r["owner_department_code"],
                    r["location_code"], r["line"], r["raised_ms"], r["acknowledged_ms"],
-                   r["ack_due_ms"], r["resolve_due_ms"]] for r in snapshot["board"]],
+                   r["ack_due_ms"], r["resolve_due_ms"], r["ping_pong"]] for r in snapshot["board"]],
         "scoreboard": [[r["department_code"], r["raised"], r["open"], r["overdue"],
                         r["median_response_min"], r["response_sla_compliance"], r["ping_pong"]]
                        for r in snapshot["scoreboard"]],
-        "star": snapshot["star"],
+        "star": snapshot["star"], "star_reason": snapshot["star_reason"],
         "stagnant": [[r["lot"], r["material_code"], r["location_code"], r["qty"], r["dwell_min"],
                       r["limit_min"]] for r in snapshot["stagnant"]],
+        "stagnant_total": snapshot["stagnant_total"],
         "shortages": [[r["id"], r["waiting_min"]] for r in snapshot["shortages"]],
+        "shortages_total": snapshot["shortages_total"],
         "trend_days": snapshot["trend"]["days"], "trend": snapshot["trend"]["median_min"],
     }
 
 
 def _is_median(path: tuple) -> bool:
-    """Medians are compared bit for bit: the trend, the median tiles, the scoreboard's column."""
+    """Medians are compared bit for bit: the trend, the median tiles, the scoreboard's column,
+    the star's."""
     if not path:
         return False
     if path[0] == "trend":
         return True
+    if path[0] == "star_reason":
+        return path[1] == "median_response_min"
     if path[0] == "tiles":
         return path[1] == "median_response_min"
     return path[0] == "scoreboard" and len(path) > 2 and path[2] == 4

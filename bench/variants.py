@@ -149,7 +149,8 @@ def read_tables(conn: Connection, strings: Dictionary | None = None, *,
     issues = select(Issue.id, Issue.issue_type, Issue.severity, Issue.location_code,
                     Issue.owner_department_code, us(Issue.raised_at).label("raised_at"),
                     us(Issue.acknowledged_at).label("acknowledged_at"),
-                    us(Issue.resolved_at).label("resolved_at"), Issue.status)
+                    us(Issue.resolved_at).label("resolved_at"), us(Issue.closed_at).label("closed_at"),
+                    Issue.status)
     events = select(IssueEvent.id, IssueEvent.issue_id, us(IssueEvent.at).label("at"),
                     IssueEvent.department_code)
     movements = select(us(Movement.at).label("at"), Movement.lot, Movement.material_code,
@@ -163,7 +164,7 @@ def read_tables(conn: Connection, strings: Dictionary | None = None, *,
         movements = movements.where(Movement.id.in_(movement_ids or []))
     issue_kinds = {"id": "str", "issue_type": "str", "severity": "str", "location_code": "str",
                    "owner_department_code": "str", "raised_at": "us", "acknowledged_at": "us",
-                   "resolved_at": "us", "status": "str"}
+                   "resolved_at": "us", "closed_at": "us", "status": "str"}
     return Tables(
         strings=strings,
         issues=_fetch(conn, issues, issue_kinds, strings),
@@ -206,7 +207,7 @@ class PandasEngine:
         issues = t.issues
         self.id = issues["id"]
         self.raised, self.ack = issues["raised_at"], issues["acknowledged_at"]
-        self.resolved = issues["resolved_at"]
+        self.resolved, self.closed = issues["resolved_at"], issues["closed_at"]
         self.live = issues["status"] != s.code("cancelled")
         kind = issues["issue_type"]
         self.ack_minutes = s.lookup({k: v[0] for k, v in t.rules.items()}, np.nan, np.float64)[kind]
@@ -251,14 +252,18 @@ class PandasEngine:
 
     def hot_bytes(self) -> int:
         """The bytes one computation scans: the memory-bandwidth floor's array size."""
-        arrays = (self.raised, self.ack, self.resolved, self.live, self.ack_limit,
+        arrays = (self.raised, self.ack, self.resolved, self.closed, self.live, self.ack_limit,
                   self.resolve_limit, self.department, self.event_issue, self.event_at,
                   self.event_department, self.flows.group, self.flows.at, self.flows.qty,
                   self.flows.into)
         return int(sum(a.nbytes for a in arrays))
 
+    def _finished(self, at: int) -> np.ndarray:
+        """Resolved by at, or closed by then without a resolution."""
+        return (self.resolved <= at) | (self.closed <= at)
+
     def _open(self, at: int) -> np.ndarray:
-        return self.live & (self.raised <= at) & (self.resolved > at)
+        return self.live & (self.raised <= at) & ~self._finished(at)
 
     def _overdue(self, open_mask: np.ndarray, at: int) -> np.ndarray:
         waited = at - self.raised
@@ -273,15 +278,15 @@ class PandasEngine:
         met = int((done & (elapsed <= limit)).sum())
         breached = int((elapsed > limit).sum())
         median = fig.quantile_median(fig.minutes(ack[done], raised[done]))
-        return int(mask.sum()), met, breached, median, int((self.resolved[mask] <= at).sum())
+        return int(mask.sum()), met, breached, median, int(self._finished(at)[mask].sum())
 
     def _window_figures(self, mask: np.ndarray, at: int) -> WindowFigures:
         n, met, breached, median, resolved = self._window(mask, at)
         return WindowFigures(median, fig.compliance(met, breached), fig.rate(resolved, n))
 
-    def _ping_pong(self, week: np.ndarray, at: int) -> np.ndarray:
-        """Issue rows of the week that went back to a department they had left."""
-        pick = week[np.maximum(self.event_issue, 0)] & (self.event_issue >= 0) \
+    def _ping_pong(self, chosen: np.ndarray, at: int) -> np.ndarray:
+        """Issue rows among `chosen` that went back to a department they had left by at."""
+        pick = chosen[np.maximum(self.event_issue, 0)] & (self.event_issue >= 0) \
             & (self.event_at <= at) & (self.event_department >= 0)
         issue, when = self.event_issue[pick], self.event_at[pick]
         eid, dept = self.event_id[pick], self.event_department[pick]
@@ -338,7 +343,9 @@ class PandasEngine:
         open_now, open_before = self._open(at), self._open(m.day_before)
         overdue_now = self._overdue(open_now, at)
         week = population & (self.raised >= m.week_start)
-        ping_pong = self._ping_pong(week, at)
+        returned = np.zeros(len(self.id), bool)
+        returned[self._ping_pong(week | open_now, at)] = True
+        ping_pong = np.flatnonzero(returned & week)
         departments = {}
         count = len(self.tables.departments)
         raised_by = np.bincount(self.department[week & (self.department >= 0)], minlength=count)
@@ -366,7 +373,7 @@ class PandasEngine:
         board = sorted(
             ((ids[k], severity[k], kinds[k], owners[k], location[k], lines.get(location[k]),
               int(self.raised[r]), int(self.ack[r]) if self.ack[r] <= at else None,
-              float(self.ack_minutes[r]), float(self.resolve_minutes[r]))
+              float(self.ack_minutes[r]), float(self.resolve_minutes[r]), bool(returned[r]))
              for k, r in enumerate(rows)), key=lambda b: (b[6], b[0]))
         return Parts(
             open_now=int(open_now.sum()), open_before=int(open_before.sum()),
@@ -374,10 +381,11 @@ class PandasEngine:
             overdue_before=int(self._overdue(open_before, m.day_before).sum()),
             today=self._window_figures(population & (self.raised >= m.today), at),
             yesterday=self._window_figures(
-                population & (self.raised >= m.yesterday) & (self.raised < m.today), at),
+                population & (self.raised >= m.yesterday) & (self.raised < m.day_before), m.day_before),
             plan_now=self._plan(m, at), plan_before=self._plan(m, m.day_before),
             board=board, departments=departments, stagnant=self._stagnant(at), trend=trend_medians,
-            population=int(population.sum()))
+            population=int(population.sum()),
+            empty_database=len(self.id) == 0 and len(self.tables.movements["at"]) == 0)
 
 
 # ---- DuckDB ------------------------------------------------------------------------------
@@ -388,52 +396,63 @@ _QUANTILE_MEDIAN = ("CASE WHEN len(m) = 0 THEN NULL WHEN len(m) % 2 = 1 THEN m[l
 _GROUPBY_MEDIAN = ("CASE WHEN len(m) = 0 THEN NULL WHEN len(m) % 2 = 1 THEN m[len(m) // 2 + 1] "
                    "ELSE (m[len(m) // 2] + m[len(m) // 2 + 1]) / 2 END")
 
+# An issue is finished once resolved, or once closed without a resolution.
 _DUCK_OPEN = """
 SELECT owner,
-  count(*) FILTER (WHERE raised <= $now AND resolved > $now),
-  count(*) FILTER (WHERE raised <= $now AND resolved > $now
+  count(*) FILTER (WHERE raised <= $now AND resolved > $now AND closed > $now),
+  count(*) FILTER (WHERE raised <= $now AND resolved > $now AND closed > $now
                    AND ((ack > $now AND $now - raised > ack_limit) OR $now - raised > resolve_limit)),
-  count(*) FILTER (WHERE raised <= $before AND resolved > $before),
-  count(*) FILTER (WHERE raised <= $before AND resolved > $before
+  count(*) FILTER (WHERE raised <= $before AND resolved > $before AND closed > $before),
+  count(*) FILTER (WHERE raised <= $before AND resolved > $before AND closed > $before
                    AND ((ack > $before AND $before - raised > ack_limit) OR $before - raised > resolve_limit))
 FROM issues JOIN rules USING (issue_type)
 WHERE status <> 'cancelled' AND raised <= $now AND resolved > least($now, $before)
+  AND closed > least($now, $before)
 GROUP BY owner
 """
+# The window figures of the issues raised in [$since, $until) at $at: today and each
+# department's week now, yesterday up to this time of day as known 24 hours ago.
 _DUCK_WINDOWS = f"""
 WITH pop AS (
   SELECT issues.*, ack_limit FROM issues JOIN rules USING (issue_type)
-  WHERE status <> 'cancelled' AND raised >= $since AND raised < $now),
+  WHERE status <> 'cancelled' AND raised >= $since AND raised < $until),
 groups AS (
   SELECT 'today' AS grp, * FROM pop WHERE raised >= $today
   UNION ALL SELECT 'yesterday', * FROM pop WHERE raised >= $yesterday AND raised < $today
   UNION ALL SELECT 'week:' || owner, * FROM pop WHERE raised >= $week),
 agg AS (
   SELECT grp, count(*) AS n,
-    count(*) FILTER (WHERE ack <= $now AND ack - raised <= ack_limit) AS met,
-    count(*) FILTER (WHERE CASE WHEN ack <= $now THEN ack - raised ELSE $now - raised END > ack_limit)
+    count(*) FILTER (WHERE ack <= $at AND ack - raised <= ack_limit) AS met,
+    count(*) FILTER (WHERE CASE WHEN ack <= $at THEN ack - raised ELSE $at - raised END > ack_limit)
       AS breached,
-    count(*) FILTER (WHERE resolved <= $now) AS resolved,
-    list_sort(list(CASE WHEN ack <= $now THEN {_MINUTES} END) FILTER (WHERE ack <= $now)) AS m
+    count(*) FILTER (WHERE resolved <= $at OR closed <= $at) AS resolved,
+    list_sort(list(CASE WHEN ack <= $at THEN {_MINUTES} END) FILTER (WHERE ack <= $at)) AS m
   FROM groups GROUP BY grp)
 SELECT grp, n, met, breached, resolved, {_QUANTILE_MEDIAN} FROM agg
 """
-_DUCK_PING_PONG = """
-WITH week AS (SELECT id, owner FROM issues
-              WHERE status <> 'cancelled' AND raised >= $week AND raised < $now),
+# The issues among `chosen` (id, owner) that went back to a department they had left by $now.
+_DUCK_RETURNED = """
 held AS (SELECT issue_id, department_code AS d,
                 lag(department_code) OVER (PARTITION BY issue_id ORDER BY at_us, event_id) AS prev
-         FROM events WHERE issue_id IN (SELECT id FROM week) AND at_us <= $now
+         FROM events WHERE issue_id IN (SELECT id FROM chosen) AND at_us <= $now
            AND department_code IS NOT NULL),
 returned AS (SELECT DISTINCT issue_id FROM held WHERE prev IS NULL OR d <> prev
              GROUP BY issue_id, d HAVING count(*) > 1)
-SELECT owner, count(*) FROM returned JOIN week ON week.id = returned.issue_id GROUP BY owner
 """
-_DUCK_BOARD = """
-SELECT id, severity, issue_type, owner, location_code, locations.line, raised,
-       CASE WHEN ack <= $now THEN ack END, ack_minutes, resolve_minutes
-FROM issues JOIN rules USING (issue_type) LEFT JOIN locations ON locations.code = issues.location_code
-WHERE status <> 'cancelled' AND raised <= $now AND resolved > $now
+_DUCK_PING_PONG = f"""
+WITH chosen AS (SELECT id, owner FROM issues
+                WHERE status <> 'cancelled' AND raised >= $week AND raised < $now),
+{_DUCK_RETURNED}
+SELECT owner, count(*) FROM returned JOIN chosen ON chosen.id = returned.issue_id GROUP BY owner
+"""
+_DUCK_BOARD = f"""
+WITH chosen AS (
+  SELECT id, severity, issue_type, owner, location_code, locations.line, raised,
+         CASE WHEN ack <= $now THEN ack END AS ack, ack_minutes, resolve_minutes
+  FROM issues JOIN rules USING (issue_type) LEFT JOIN locations ON locations.code = issues.location_code
+  WHERE status <> 'cancelled' AND raised <= $now AND resolved > $now AND closed > $now),
+{_DUCK_RETURNED}
+SELECT chosen.*, id IN (SELECT issue_id FROM returned) FROM chosen
 ORDER BY raised, id
 """
 _DUCK_STAGNANT = """
@@ -451,7 +470,6 @@ SELECT lot, material_code, location, qty,
 FROM positions JOIN locations ON locations.code = positions.location
 WHERE qty > 0 AND CAST(($now - last_in) * 1000 AS DOUBLE) / 60000000000.0::DOUBLE > max_dwell
 ORDER BY dwell DESC, location, lot, material_code
-LIMIT $alerts
 """
 _DUCK_TREND = f"""
 WITH days AS (SELECT unnest(range(len($starts) - 1)) AS day,
@@ -475,6 +493,7 @@ _DUCK_POPULATION = """
 SELECT count(*) FROM issues
 WHERE status <> 'cancelled' AND raised >= $since AND raised < $now
 """
+_DUCK_EMPTY = "SELECT NOT EXISTS (SELECT 1 FROM issues) AND NOT EXISTS (SELECT 1 FROM movements)"
 
 
 class DuckEngine:
@@ -505,7 +524,7 @@ class DuckEngine:
             AS max_dwell FROM locations_frame""")
         self.con.execute("CREATE TABLE issues (id VARCHAR, issue_type VARCHAR, severity VARCHAR, "
                          "location_code VARCHAR, owner VARCHAR, raised BIGINT, ack BIGINT, "
-                         "resolved BIGINT, status VARCHAR)")
+                         "resolved BIGINT, closed BIGINT, status VARCHAR)")
         self.con.execute("CREATE TABLE events (event_id BIGINT, issue_id VARCHAR, at_us BIGINT, "
                          "department_code VARCHAR)")
         self.con.execute("CREATE TABLE movements (at_us BIGINT, lot VARCHAR, material_code VARCHAR, "
@@ -531,7 +550,7 @@ class DuckEngine:
                 "id": "id", "issue_type": "issue_type", "severity": "severity",
                 "location_code": "location_code", "owner_department_code": "owner",
                 "raised_at": "raised", "acknowledged_at": "ack", "resolved_at": "resolved",
-                "status": "status"})),
+                "closed_at": "closed", "status": "status"})),
             ("events", self._frame(s, t.events, {"id": "event_id", "issue_id": "issue_id",
                                                  "at": "at_us", "department_code": "department_code"})),
             ("movements", self._frame(s, t.movements, {
@@ -564,12 +583,15 @@ class DuckEngine:
         since = min(m.trend_start, m.week_start)
         open_rows = q(_DUCK_OPEN, {"now": m.now, "before": m.day_before}).fetchall()
         windows = {r[0]: r[1:] for r in q(_DUCK_WINDOWS, {
-            "now": m.now, "since": since, "today": m.today, "yesterday": m.yesterday,
+            "at": m.now, "until": m.now, "since": since, "today": m.today, "yesterday": NEVER,
             "week": m.week_start}).fetchall()}
+        windows.update({r[0]: r[1:] for r in q(_DUCK_WINDOWS, {
+            "at": m.day_before, "until": m.day_before, "since": m.yesterday, "today": NEVER,
+            "yesterday": m.yesterday, "week": NEVER}).fetchall()})
         ping_pong = dict(q(_DUCK_PING_PONG, {"now": m.now, "week": m.week_start}).fetchall())
         board = [tuple(r) for r in q(_DUCK_BOARD, {"now": m.now}).fetchall()]
         stagnant = [tuple(r) for r in q(_DUCK_STAGNANT, {
-            "now": m.now, "epsilon": fig.QTY_EPSILON, "alerts": fig.MAX_ALERTS}).fetchall()]
+            "now": m.now, "epsilon": fig.QTY_EPSILON}).fetchall()]
         trend = dict(q(_DUCK_TREND, {"now": m.now, "trend": m.trend_start,
                                      "starts": list(m.day_starts)}).fetchall())
 
@@ -580,7 +602,8 @@ class DuckEngine:
         return _parts_from_rows(
             m, self.departments, open_rows, windows, ping_pong, board, stagnant,
             [trend.get(day) for day in range(fig.TREND_DAYS)], plan(m.now), plan(m.day_before),
-            q(_DUCK_POPULATION, {"now": m.now, "since": since}).fetchone()[0])
+            q(_DUCK_POPULATION, {"now": m.now, "since": since}).fetchone()[0],
+            q(_DUCK_EMPTY).fetchone()[0])
 
 
 # Columns that hold dictionary codes of strings ("id" is a string for issues only: events
@@ -600,7 +623,7 @@ def _window_from_row(row) -> WindowFigures:
 
 def _parts_from_rows(m: Instants, departments: list[str], open_rows, windows: dict, ping_pong: dict,
                      board: list, stagnant: list, trend: list, plan_now, plan_before,
-                     population: int) -> Parts:
+                     population: int, empty_database: bool) -> Parts:
     """Parts from the rows the SQL variants return (same shapes for DuckDB and the database)."""
     open_by = {r[0]: r[1:] for r in open_rows}
     by_department = {}
@@ -621,7 +644,8 @@ def _parts_from_rows(m: Instants, departments: list[str], open_rows, windows: di
         today=_window_from_row(windows.get("today")),
         yesterday=_window_from_row(windows.get("yesterday")),
         plan_now=plan_now, plan_before=plan_before, board=board, departments=by_department,
-        stagnant=stagnant, trend=trend, population=int(population))
+        stagnant=stagnant, trend=trend, population=int(population),
+        empty_database=bool(empty_database))
 
 
 # ---- plain aggregate SQL in the database -----------------------------------------------
@@ -659,10 +683,12 @@ def sql_parts(conn: Connection, moments: Instants) -> Parts:
     departments = sorted(conn.execute(select(Department.code)).scalars())
 
     def open_half(when, not_resolved_then, *columns):
+        """Issues open at `when`: not resolved then, nor closed then without a resolution."""
         return (select(*columns).select_from(Issue)
                 .join(SlaRule, SlaRule.issue_type == Issue.issue_type)
                 .outerjoin(Location, Location.code == Issue.location_code)
-                .where(Issue.raised_at <= when, Issue.status != "cancelled", not_resolved_then))
+                .where(Issue.raised_at <= when, Issue.status != "cancelled", not_resolved_then,
+                       or_(Issue.closed_at.is_(None), Issue.closed_at > when)))
 
     def open_counts(when, when_us):
         overdue = case((or_(and_(or_(Issue.acknowledged_at.is_(None), Issue.acknowledged_at > when),
@@ -680,21 +706,27 @@ def sql_parts(conn: Connection, moments: Instants) -> Parts:
                  for code in set(now_counts) | set(before_counts)]
 
     since = _instant(min(m.trend_start, m.week_start))
-    acked = Issue.acknowledged_at <= at
-    minutes = case((acked, cast((us(Issue.acknowledged_at) - raised_us) * 1000, Float)
-                    / literal(60e9, Float)))
-    elapsed = case((acked, us(Issue.acknowledged_at) - raised_us), else_=m.now - raised_us)
+
+    def response(when, when_us):
+        """Whether acknowledged by `when`, the response in minutes, the time waited (us)."""
+        acked = Issue.acknowledged_at <= when
+        minutes = case((acked, cast((us(Issue.acknowledged_at) - raised_us) * 1000, Float)
+                        / literal(60e9, Float)))
+        return acked, minutes, case((acked, us(Issue.acknowledged_at) - raised_us),
+                                    else_=when_us - raised_us)
+
+    acked, minutes, _ = response(at, m.now)
     population = (Issue.status != "cancelled", Issue.raised_at >= since, Issue.raised_at < at)
     today, yesterday = _instant(m.today), _instant(m.yesterday)
     week_start = _instant(m.week_start)
-    group = case((Issue.raised_at >= today, literal("today")),
-                 (Issue.raised_at >= yesterday, literal("yesterday")))
 
-    def windows_by(grp, where):
+    def windows_by(grp, where, when, when_us):
+        done, minutes, elapsed = response(when, when_us)
+        finished = or_(Issue.resolved_at <= when, Issue.closed_at <= when)
         values = (select(grp.label("grp"), minutes.label("v"),
-                         case((and_(acked, elapsed <= ack_limit), 1), else_=0).label("met"),
+                         case((and_(done, elapsed <= ack_limit), 1), else_=0).label("met"),
                          case((elapsed > ack_limit, 1), else_=0).label("breached"),
-                         case((Issue.resolved_at <= at, 1), else_=0).label("resolved"))
+                         case((finished, 1), else_=0).label("resolved"))
                   .select_from(Issue).join(SlaRule, SlaRule.issue_type == Issue.issue_type)
                   .where(*population, where)).subquery()
         counts = {r.grp: [r.n, r.met, r.breached, r.resolved] for r in conn.execute(
@@ -704,20 +736,28 @@ def sql_parts(conn: Connection, moments: Instants) -> Parts:
         medians = dict(conn.execute(_median(_ranked(values), "quantile")).all())
         return {g: (*(int(x) for x in c), medians.get(g)) for g, c in counts.items()}
 
-    windows = windows_by(group, Issue.raised_at >= yesterday)
-    windows.pop(None, None)
+    # Today as known now; yesterday up to this time of day, as known 24 hours ago.
+    windows = windows_by(case((Issue.raised_at >= today, literal("today"))),
+                         Issue.raised_at >= today, at, m.now)
+    windows.update(windows_by(case((Issue.raised_at < before, literal("yesterday"))),
+                              and_(Issue.raised_at >= yesterday, Issue.raised_at < before),
+                              before, m.day_before))
     windows.update({f"week:{g}": v for g, v in windows_by(
-        Issue.owner_department_code, Issue.raised_at >= week_start).items()})
+        Issue.owner_department_code, Issue.raised_at >= week_start, at, m.now).items()})
+
+    def returned_among(chosen_ids):
+        """The issues among `chosen_ids` that went back to a department they had left by at."""
+        held = select(IssueEvent.issue_id, IssueEvent.department_code.label("d"), func.lag(
+            IssueEvent.department_code).over(partition_by=IssueEvent.issue_id,
+                                             order_by=(IssueEvent.at, IssueEvent.id)).label("prev")) \
+            .where(IssueEvent.issue_id.in_(chosen_ids), IssueEvent.at <= at,
+                   IssueEvent.department_code.is_not(None)).subquery()
+        return select(held.c.issue_id).where(or_(held.c.prev.is_(None), held.c.d != held.c.prev)) \
+            .group_by(held.c.issue_id, held.c.d).having(func.count() > 1).distinct().subquery()
 
     week = select(Issue.id, Issue.owner_department_code.label("owner")) \
         .where(*population, Issue.raised_at >= week_start).subquery()
-    held = select(IssueEvent.issue_id, IssueEvent.department_code.label("d"), func.lag(
-        IssueEvent.department_code).over(partition_by=IssueEvent.issue_id,
-                                         order_by=(IssueEvent.at, IssueEvent.id)).label("prev")) \
-        .where(IssueEvent.issue_id.in_(select(week.c.id)), IssueEvent.at <= at,
-               IssueEvent.department_code.is_not(None)).subquery()
-    returned = select(held.c.issue_id).where(or_(held.c.prev.is_(None), held.c.d != held.c.prev)) \
-        .group_by(held.c.issue_id, held.c.d).having(func.count() > 1).distinct().subquery()
+    returned = returned_among(select(week.c.id))
     ping_pong = dict(conn.execute(
         select(week.c.owner, func.count()).join(returned, returned.c.issue_id == week.c.id)
         .group_by(week.c.owner)).all())
@@ -726,7 +766,12 @@ def sql_parts(conn: Connection, moments: Instants) -> Parts:
                      Issue.location_code, Location.line, raised_us.label("raised"),
                      case((acked, us(Issue.acknowledged_at))).label("ack"),
                      SlaRule.ack_minutes, SlaRule.resolve_minutes)
-    board = [tuple(r) for r in conn.execute(union_all(*(
+    open_ids = select(Issue.id).where(
+        Issue.raised_at <= at, Issue.status != "cancelled",
+        or_(Issue.resolved_at.is_(None), Issue.resolved_at > at),
+        or_(Issue.closed_at.is_(None), Issue.closed_at > at))
+    gone_back = set(conn.execute(select(returned_among(open_ids).c.issue_id)).scalars())
+    board = [(*r, r[0] in gone_back) for r in conn.execute(union_all(*(
         open_half(at, half, *board_columns)
         for half in (Issue.resolved_at.is_(None), Issue.resolved_at > at))))]
 
@@ -772,9 +817,10 @@ def sql_parts(conn: Connection, moments: Instants) -> Parts:
         return made / due if due is not None and due > 0 else None
 
     size = conn.execute(select(func.count()).select_from(Issue).where(*population)).scalar()
+    empty = conn.execute(select(~select(Issue.id).exists() & ~select(Movement.id).exists())).scalar()
     return _parts_from_rows(m, departments, open_rows, windows, ping_pong, board, stagnant,
                             [trend.get(n) for n in range(fig.TREND_DAYS)], plan(at), plan(before),
-                            size)
+                            size, empty)
 
 
 def _instant(us: int) -> datetime:

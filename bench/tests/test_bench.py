@@ -166,6 +166,61 @@ def test_a_changed_figure_fails_the_run(loaded_url, monkeypatch):
                             wanted=("project", "memory-pandas"), out_dir=None, log=lambda line: None)
 
 
+def test_issues_closed_without_resolution_are_finished_in_every_variant(loaded_url):
+    """Contract section 2: an issue closed without resolved_at is finished at closed_at. The
+    workloads close only resolved issues, so a few open ones are closed here (and restored)."""
+    engine = db.make_engine(loaded_url)
+    with engine.connect() as conn:
+        before = wall.overview_snapshot(conn, END)
+        still_open = select(Issue.id, Issue.raised_at, Issue.status).where(
+            Issue.resolved_at.is_(None), Issue.closed_at.is_(None), Issue.status != "cancelled")
+        old = conn.execute(still_open.where(Issue.raised_at < END - timedelta(days=2))
+                           .order_by(Issue.id).limit(10)).all()
+        today = conn.execute(still_open.where(Issue.raised_at >= END - timedelta(hours=1))
+                             .order_by(Issue.id).limit(10)).all()
+    # Closed before yesterday's same time (open neither then nor now), and closed today.
+    closings = [(i, END - timedelta(hours=25), "closed") for i, _, _ in old] + \
+        [(i, min(raised + timedelta(minutes=5), END), "closed") for i, raised, _ in today]
+    assert len(closings) == 20
+
+    def set_closed(rows):
+        with engine.begin() as conn:
+            for issue_id, closed_at, status in rows:
+                conn.execute(Issue.__table__.update().where(Issue.id == issue_id)
+                             .values(closed_at=closed_at, status=status))
+
+    set_closed(closings)
+    try:
+        with engine.connect() as conn:
+            after = wall.overview_snapshot(conn, END)
+        assert after["tiles"]["open"]["value"] == before["tiles"]["open"]["value"] - 20
+        assert after["tiles"]["open"]["yesterday"] == before["tiles"]["open"]["yesterday"] - 10
+        kpi_bench.run_bench(loaded_url, "W-M", rounds=1, scale=SCALE, seed=3, end=END, ticks=False,
+                            pace_s=0, out_dir=None, log=lambda line: None)
+    finally:
+        set_closed([(i, None, status) for i, _, status in old + today])
+
+
+def test_the_star_rule(monkeypatch):
+    # [code, raised, open, overdue, median, response SLA compliance, ping-pong]
+    rows = [["EHS", 9, 0, 0, 3.0, 0.74, 0],   # fastest, but its SLA is red
+            ["ENG", 4, 0, 0, 2.0, 1.0, 0],    # too few issues
+            ["MNT", 5, 0, 0, 6.0, 0.75, 0],
+            ["QA", 8, 0, 0, 6.0, 0.80, 0],    # MNT's median, a better SLA
+            ["WH", 6, 0, 0, 9.0, 0.95, 0]]
+    star, reason = fig.star(rows)
+    assert star == "QA"
+    assert reason == {"department_code": "QA", "raised": 8, "median_response_min": 6.0,
+                      "response_sla_compliance": 0.80, "min_issues": 5, "tied_with": ["MNT"]}
+    rows[3][5] = 0.75
+    assert fig.star(rows)[0] == "QA"     # same SLA: more issues
+    rows[3][1] = 5
+    assert fig.star(rows)[0] == "MNT"    # same issues: the code
+    monkeypatch.setenv("STAR_MIN_ISSUES", "4")
+    assert fig.star(rows)[0] == "ENG"
+    assert fig.star([["PRD", 9, 0, 0, 1.0, 0.5, 0]]) == (None, None)
+
+
 def test_the_two_median_conventions():
     # Two middle values where hi - (hi - lo) * 0.5 and (lo + hi) / 2 differ in the last bit.
     low, high = 13.51, 72.15
