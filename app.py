@@ -25,6 +25,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     """The Dash app on `database_url` (default: the configured database)."""
     from dashboards import _ui
     from data import cache
+    from data.ingest import api
 
     app = dash.Dash(
         __name__,
@@ -32,11 +33,12 @@ def create_app(database_url: str | None = None) -> dash.Dash:
         pages_folder="dashboards",
         title="FloorLink 现场协同看板",
         update_title=None,
-        suppress_callback_exceptions=True,
     )
     server = app.server
     server.config["FLOORLINK_DATABASE_URL"] = database_url or settings.database_url()
     cache.init_app(server)
+    # The ingest API beside the pages, under /api/v1/ (docs/api.md).
+    server.register_blueprint(api.bp)
     app.layout = _ui.app_shell()
     return app
 
@@ -174,26 +176,97 @@ def demo(days: int, seed: int, end: datetime | None) -> None:
 
 
 @cli.command("import")
-@click.argument("table", type=click.Choice(list(CANONICAL_TABLES)))
+@click.argument("table", type=click.Choice([*CANONICAL_TABLES, "event_log"]))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_file(table: str, file: Path) -> None:
-    """Import one canonical TABLE from a CSV or XLSX FILE, all rows or none.
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A YAML mapping: the file's own columns, codes, date formats, encoding "
+                   "(docs/mappings/README.md). Required for event_log.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Import the good rows; write the bad ones with their reasons to the rejects file.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where --skip-invalid writes the bad rows (default: NAME.rejects.csv in the "
+                   "current folder).")
+def import_file(table: str, file: Path, mapping: Path | None, skip_invalid: bool,
+                rejects: Path | None) -> None:
+    """Import one canonical TABLE from a CSV, CSV.GZ or XLSX FILE, all rows or none; or an
+    event log (one row per update of a ticket) into issues and their events.
 
     \b
     TABLE is one of: departments, people, sla_rules, locations, materials,
     issues, issue_events, movements, production_plan (import them in that order:
-    later tables refer to earlier ones). Columns and formats: docs/import.md.
+    later tables refer to earlier ones), or event_log (with --mapping).
+    Columns and formats: docs/import.md; mapping files: docs/mappings/README.md.
     """
     from data.ingest import importer
+    from data.ingest.progress import Progress
 
     engine = db.get_engine()
     db.upgrade_schema(engine)
     try:
-        result = importer.import_file(engine, table, file)
-    except importer.ImportRejected as exc:
+        result = importer.import_file(engine, table, file, mapping, skip_invalid=skip_invalid,
+                                      rejects=rejects, progress=Progress())
+    except (importer.ImportRejected, importer.MappingError) as exc:
         click.echo(f"error: {exc}", err=True)
+        if isinstance(exc, importer.ImportRejected):
+            click.echo("nothing was written", err=True)
         sys.exit(1)
-    click.echo(f"{file}: {result.rows} rows imported into {table}")
+    for line in importer.summary_lines(file, result):
+        click.echo(line)
+
+
+@cli.group()
+def token() -> None:
+    """API tokens of the ingest API, one or more per source (docs/api.md)."""
+
+
+@token.command("create")
+@click.option("--source", required=True,
+              help="Who will send with it, e.g. andon-L2 or mes: letters, digits, '.', '_', '-'.")
+def token_create(source: str) -> None:
+    """Create a token for SOURCE and print it once: only its hash is kept."""
+    from data.ingest import tokens
+
+    engine = db.get_engine()
+    db.upgrade_schema(engine)
+    try:
+        row, secret = tokens.create(engine, source)
+    except tokens.TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(secret)
+    click.echo(f"token {row.id} for source {source}: copy it now, it is not shown again "
+               "(send it as 'Authorization: Bearer <token>')", err=True)
+
+
+@token.command("list")
+def token_list() -> None:
+    """List the tokens: id, source, created, last used, revoked (never the tokens themselves)."""
+    from data.ingest import tokens
+
+    rows = tokens.listed(db.get_engine())
+    if not rows:
+        click.echo("no tokens yet: python app.py token create --source NAME")
+        return
+
+    def shown(instant: datetime | None) -> str:
+        return "-" if instant is None else timezones.to_site(instant).strftime("%Y-%m-%d %H:%M")
+
+    click.echo(f"{'id':>4}  {'source':20} {'created':16}  {'last used':16}  revoked")
+    for row in rows:
+        click.echo(f"{row.id:>4}  {row.source:20} {shown(row.created_at):16}  "
+                   f"{shown(row.last_used_at):16}  {shown(row.revoked_at)}")
+
+
+@token.command("revoke")
+@click.argument("name_or_id")
+def token_revoke(name_or_id: str) -> None:
+    """Revoke the token with id NAME_OR_ID, or every token of the source NAME_OR_ID."""
+    from data.ingest import tokens
+
+    try:
+        count = tokens.revoke(db.get_engine(), name_or_id)
+    except tokens.TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{count} token(s) revoked" if count else "already revoked")
 
 
 @cli.command()
@@ -219,6 +292,26 @@ def kpis(since: datetime | None, until: datetime | None, as_of: datetime | None,
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         click.echo(kpi_report.format_text(report))
+
+
+@cli.command("check-source")
+@click.option("--url", default=None, help="SQLAlchemy URL of the source (default: DATABASE_URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
+def check_source(url: str | None, as_json: bool) -> None:
+    """Check a source database, read-only, before the wall is pointed at it: missing tables or
+    columns, wrong types, impossible times, unknown codes, implausible values
+    (docs/existing-databases.md). Exit status 0 when clean, 1 when problems were found."""
+    from data.ingest import source_check
+
+    try:
+        report = source_check.check_url(url or settings.database_url())
+    except source_check.SourceUnreadable as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(source_check.format_text(report))
+    sys.exit(0 if report.clean else 1)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ class IssueState:
     cause: str | None
 
 
-def state_from_events(events: Iterable[Mapping], cancelled: bool = False) -> IssueState:
+def state_from_events(events: Iterable[Mapping], cancelled: bool = False,
+                      recorded: bool = False) -> IssueState:
     """The state an issue's events leave it in, each event checked against the life cycle.
 
     `events`: mappings with `kind`, `at`, and optionally `department_code` (who holds the
@@ -135,6 +136,10 @@ def state_from_events(events: Iterable[Mapping], cancelled: bool = False) -> Iss
     acknowledgement counts (a reopened issue keeps it); a resolution's note is the cause, and
     a reopening clears the resolution and the closing but keeps the cause found so far.
     Raises LifecycleError for an event its status does not allow or one out of time order.
+
+    `recorded`: a history recorded elsewhere (an imported event log), which may close an
+    issue that was never resolved (a ticket closed without a resolution). Live writers cannot
+    (`check` refuses it); here it ends closed with no resolved_at, finished at closed_at.
     """
     status = acknowledged_at = resolved_at = closed_at = owner = cause = None
     previous: tuple[str, datetime] | None = None
@@ -142,8 +147,11 @@ def state_from_events(events: Iterable[Mapping], cancelled: bool = False) -> Iss
         issue_id, kind, at = event.get("issue_id", "?"), event["kind"], event["at"]
         if previous is not None:
             check_not_before(issue_id, kind, at, *previous)
-        status = next_status(issue_id, status, kind, acknowledged=acknowledged_at is not None,
-                             cancelling=cancelled and kind == "closed")
+        if recorded and kind == "closed" and status in ACTIVE and not cancelled:
+            status = "closed"
+        else:
+            status = next_status(issue_id, status, kind, acknowledged=acknowledged_at is not None,
+                                 cancelling=cancelled and kind == "closed")
         if kind == "acknowledged":
             acknowledged_at = at
         elif kind == "resolved":

@@ -144,6 +144,8 @@ class IssueEvent(Base):
     actor: Mapped[Optional[str]] = mapped_column(String(100))
     note: Mapped[Optional[str]] = mapped_column(Text)
     recorded_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime, default=_written_now)
+    # The writer that sent the event (an ingest API token's source); None for imports and the demo.
+    source: Mapped[Optional[str]] = mapped_column(String(64))
     __table_args__ = (
         CheckConstraint(_in("kind", EVENT_KINDS), name="ck_event_kind"),
         Index("ix_issue_events_recorded_at", "recorded_at"),
@@ -218,3 +220,29 @@ CANONICAL_TABLES = {
     "materials": Material, "issues": Issue, "issue_events": IssueEvent, "movements": Movement,
     "production_plan": ProductionPlan,
 }
+
+
+class ApiToken(Base):
+    """A writer's key to the ingest API (data/ingest/tokens.py). Only the token's sha256 is
+    kept: whoever reads the database cannot write as the source."""
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+
+
+class ApiAnswer(Base):
+    """The answer given to a write sent with an Idempotency-Key, kept so that a retry of the
+    same request gets the same answer instead of writing again (data/ingest/api.py)."""
+    __tablename__ = "api_answers"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # sha256 of the method, path and body: the same key sent with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    __table_args__ = (Index("ix_api_answers_created_at", "created_at"),)

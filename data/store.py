@@ -5,6 +5,7 @@ API) writes through here, so the rules of the contract hold whoever writes.
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
@@ -40,14 +41,16 @@ def natural_key(model) -> list[str]:
     return [c.name for c in sa_inspect(model).primary_key]
 
 
-def upsert_rows(conn: Connection, model, rows: Sequence[Mapping]) -> None:
+def upsert_rows(conn: Connection, model, rows: Sequence[Mapping], *, statistics: bool = True) -> None:
     """Bulk write (import, demo plant): insert rows, a row whose key exists replaces it, so
-    re-importing writes once. Raises the bulk version: incremental readers reload."""
+    re-importing writes once. Raises the bulk version: incremental readers reload.
+    `statistics=False`: a batch of a longer write, whose last batch refreshes them."""
     if not rows:
         return
     _upsert(conn, model, rows)
     bump_bulk_version(conn)
-    _refresh_statistics(conn, model)
+    if statistics:
+        _refresh_statistics(conn, model)
 
 
 def _refresh_statistics(conn: Connection, model) -> None:
@@ -110,6 +113,33 @@ def _lots_touched(conn: Connection, rows: Sequence[Mapping]) -> set[str]:
     return lots
 
 
+def _take_turns_on_lots(conn: Connection, lots: Iterable[str]) -> None:
+    """On PostgreSQL, writers of the same lots take turns until they commit: two that
+    recomputed one lot's balances at once would each miss the other's rows (a duplicate
+    balance, or a stale one left behind). A writer of a few lots locks each (in one order, so
+    no two writers wait on each other) under a shared lock of all lots; a writer of many (an
+    import) takes that lock alone, since each lock takes room in the server's lock table.
+    SQLite lets one writer in at a time anyway."""
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted({_lock_key(lot) for lot in lots})
+    if len(keys) > _LOTS_LOCKED_ONE_BY_ONE:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:all)"), {"all": _ALL_LOTS})
+        return
+    conn.execute(text("SELECT pg_advisory_xact_lock_shared(:all)"), {"all": _ALL_LOTS})
+    conn.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) "
+                      "WITH ORDINALITY AS t(k, n) ORDER BY n"), {"keys": keys})
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+# Lots a writer locks one by one; a writer of more locks them all at once.
+_LOTS_LOCKED_ONE_BY_ONE = 64
+_ALL_LOTS = _lock_key("lot_stock: every lot")
+
+
 def _location_kinds_change(conn: Connection, rows: Sequence[Mapping]) -> bool:
     if not rows or "kind" not in rows[0]:
         return False
@@ -120,6 +150,7 @@ def _location_kinds_change(conn: Connection, rows: Sequence[Mapping]) -> bool:
 def _upsert(conn: Connection, model, rows: Sequence[Mapping]) -> None:
     if model is Movement:
         lots = _lots_touched(conn, rows)
+        _take_turns_on_lots(conn, lots)
     rekinded = model is Location and _location_kinds_change(conn, rows)
     _write(conn, model, rows)
     if model is Movement:
@@ -161,12 +192,16 @@ def _issue(session: Session, issue_id: str) -> Issue:
 
 
 def _event(session: Session, issue: Issue, at: datetime, kind: str, actor: str | None,
-           note: str | None = None) -> None:
-    """Record a life-cycle event; every change to an issue goes through here."""
+           note: str | None = None, department_code: str | None = None) -> None:
+    """Record a life-cycle event; every change to an issue goes through here. The event
+    names the department holding the issue (`department_code`: another, for an event dated
+    when another held it). The session's `info["source"]`, when a writer sets it, names who
+    sent the event."""
     lifecycle.check_not_before(issue.id, kind, at, "raised", issue.raised_at)
     issue.updated_at = timezones.utc_now()
     session.add(IssueEvent(issue_id=issue.id, at=at, kind=kind,
-                           department_code=issue.owner_department_code, actor=actor, note=note))
+                           department_code=department_code or issue.owner_department_code,
+                           actor=actor, note=note, source=session.info.get("source")))
 
 
 def raise_issue(session: Session, *, issue_id: str, issue_type: str, title: str, severity: str,
@@ -233,6 +268,39 @@ def close(session: Session, issue_id: str, at: datetime, actor: str | None = Non
     issue.status = lifecycle.next_status(issue_id, issue.status, "closed")
     issue.closed_at = at
     _event(session, issue, at, "closed", actor)
+    return issue
+
+
+def cancel(session: Session, issue_id: str, at: datetime, actor: str | None = None,
+           note: str | None = None) -> Issue:
+    """Withdraw an issue raised in error: the contract records it as a `closed` event that
+    leaves the issue cancelled, out of every KPI."""
+    issue = _issue(session, issue_id)
+    issue.status = lifecycle.next_status(issue_id, issue.status, "closed", cancelling=True)
+    issue.closed_at = at
+    _event(session, issue, at, "closed", actor, note)
+    return issue
+
+
+def comment(session: Session, issue_id: str, at: datetime, actor: str | None = None,
+            note: str | None = None, department_code: str | None = None) -> Issue:
+    """A remark that changes nothing; it may come late, dated when `department_code` (default:
+    the department holding the issue now) held it, so the hand-off sequence stays true."""
+    issue = _issue(session, issue_id)
+    lifecycle.check(issue_id, issue.status, "commented")
+    _event(session, issue, at, "commented", actor, note, department_code)
+    return issue
+
+
+def reopen(session: Session, issue_id: str, at: datetime, actor: str | None = None,
+           note: str | None = None) -> Issue:
+    """Back to work: the resolution and closing are cleared, the first acknowledgement and
+    the cause found so far are kept (as data.lifecycle.state_from_events does)."""
+    issue = _issue(session, issue_id)
+    issue.status = lifecycle.next_status(issue_id, issue.status, "reopened",
+                                         acknowledged=issue.acknowledged_at is not None)
+    issue.resolved_at = issue.closed_at = None
+    _event(session, issue, at, "reopened", actor, note)
     return issue
 
 

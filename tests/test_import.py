@@ -32,6 +32,10 @@ def write(tmp_path: Path, table: str, header: list, rows: list[list], fmt: str =
         sheet = workbook.active
         for line in [header, *rows]:
             sheet.append(line)
+        for cells in sheet.iter_rows():
+            for cell in cells:  # typed as '=1+1 in Excel: text, not a formula
+                if cell.data_type == "f":
+                    cell.data_type = "s"
         workbook.save(path)
         return path
     path = tmp_path / f"{table}.csv"
@@ -141,7 +145,8 @@ def test_a_bad_row_names_file_row_and_column_and_nothing_is_written(engine, tmp_
     with pytest.raises(importer.ImportRejected) as caught:
         importer.import_file(engine, "issues", path)
     suffix = "xlsx" if fmt == "xlsx" else "csv"
-    assert str(caught.value) == (f"issues.{suffix} row 5, column raised_at: "
+    sheet = " sheet 'Sheet'" if fmt == "xlsx" else ""
+    assert str(caught.value) == (f"issues.{suffix}{sheet} row 5, column raised_at: "
                                  "not a date/time: '2026-13-01 08:00'")
     assert (caught.value.file, caught.value.row, caught.value.column) == (
         f"issues.{suffix}", 5, "raised_at")
@@ -199,6 +204,20 @@ def test_a_missing_department_is_rejected_with_its_row(engine, tmp_path):
                 "resolved_at", "status"],
      [["Q-2", "quality_anomaly", "t", "P1", "2026-11-20 08:00", "QA", "2026-11-20 07:59", "resolved"]],
      2, "resolved_at", "2026-11-20 07:59:00+08:00 is before raised_at 2026-11-20 08:00:00+08:00"),
+    ("issues", ["id", "issue_type", "title", "severity", "raised_at", "owner_department_code",
+                "closed_at", "status"],
+     [["Q-2", "quality_anomaly", "t", "P1", "2026-11-20 08:00", "QA", "", "closed"]],
+     2, "closed_at", "status 'closed' needs closed_at, the instant it was closed"),
+    ("issues", ["id", "issue_type", "title", "severity", "raised_at", "owner_department_code", "status"],
+     [["Q-2", "quality_anomaly", "t", "P1", "2026-11-20 08:00", "QA", "resolved"]],
+     2, "resolved_at", "status 'resolved' needs resolved_at, the instant it was resolved"),
+    ("issues", ["id", "issue_type", "title", "severity", "raised_at", "owner_department_code", "status"],
+     [["Q-2", "quality_anomaly", "t", "p1", "2026-11-20 08:00", "QA", "open"]], 2, "severity",
+     "'p1' is not one of P1, P2, P3, P4"),
+    ("movements", MOVEMENT_HEADER, [movement(1, qty="1,000")], 2, "qty", "not a number: '1,000'"),
+    ("movements", MOVEMENT_HEADER, [movement(1, qty="inf")], 2, "qty", "not a number: 'inf'"),
+    ("movements", MOVEMENT_HEADER, [movement(1, at="20/11/2026 08:00")], 2, "at",
+     "not a date/time: '20/11/2026 08:00'"),
     ("issue_events", ["issue_id", "at", "kind", "department_code"],
      [["Q-1", "2026-11-20 08:05", "moved", "QA"]], 2, "kind", "'moved' is not one of raised"),
     ("issue_events", ["issue_id", "at", "kind", "department_code"],
@@ -339,7 +358,7 @@ def test_files_that_are_not_utf8_csv_or_xlsx_are_refused(engine, tmp_path):
     with pytest.raises(importer.ImportRejected, match=r"^departments.xlsx: not a readable XLSX workbook$"):
         importer.import_file(engine, "departments", fake)
 
-    with pytest.raises(importer.ImportRejected, match=r"^departments.txt: not a .csv or .xlsx file$"):
+    with pytest.raises(importer.ImportRejected, match=r"^departments.txt: not a .csv, .csv.gz or .xlsx file$"):
         importer.import_file(engine, "departments", tmp_path / "departments.txt")
 
     empty = tmp_path / "empty.csv"
@@ -386,3 +405,119 @@ def test_command_line_import(tmp_path):
         assert conn.execute(select(Department.code, Department.name_en)
                             .order_by(Department.code)).all() == [("PRD", "Production"), ("QA", "Quality")]
     engine.dispose()
+
+
+ISSUE_HEADER = ["id", "issue_type", "title", "severity", "raised_at", "owner_department_code",
+                "acknowledged_at", "resolved_at", "closed_at", "status"]
+
+
+def test_issues_closed_without_resolution_are_counted(engine, tmp_path):
+    seed(engine)
+    rows = [["C-1", "quality_anomaly", "t", "P2", "2026-11-20 08:00", "QA", "", "", "2026-11-20 09:00", "closed"],
+            ["C-2", "quality_anomaly", "t", "P2", "2026-11-20 08:00", "QA", "2026-11-20 08:05", "",
+             "2026-11-20 09:00", "closed"],
+            ["C-3", "quality_anomaly", "t", "P2", "2026-11-20 08:00", "QA", "", "2026-11-20 08:30",
+             "2026-11-20 09:00", "closed"],
+            ["C-4", "quality_anomaly", "t", "P2", "2026-11-20 08:00", "QA", "", "", "2026-11-20 08:10", "cancelled"],
+            ["C-5", "quality_anomaly", "t", "P2", "2026-11-20 08:00", "QA", "", "", "", "open"]]
+    result = importer.import_file(engine, "issues", write(tmp_path, "issues", ISSUE_HEADER, rows))
+    # C-1 and C-2; C-3 was resolved, C-4 cancelled, C-5 is open.
+    assert result == importer.ImportResult("issues", 5, closed_without_resolution=2)
+
+
+def test_cells_are_trimmed_of_surrounding_spaces(engine, tmp_path):
+    seed(engine)
+    importer.import_file(engine, "people", write(
+        tmp_path, "people", [" id ", "name ", " department_code", "im_handle"],
+        [["  u1 ", " 张伟\t", " PRD  ", "   "]]))
+    importer.import_file(engine, "movements", write(
+        tmp_path, "movements", MOVEMENT_HEADER,
+        [movement(1, at=" 2026-11-20 08:00 ", qty=" 12.5 ", lot=" LOT-7 ", from_location_code=" WH1")]))
+    with engine.connect() as conn:
+        assert conn.execute(select(Person.id, Person.name, Person.department_code,
+                                   Person.im_handle)).one() == ("u1", "张伟", "PRD", None)
+        assert conn.execute(select(Movement.at, Movement.qty, Movement.lot,
+                                   Movement.from_location_code)).one() == (
+            datetime(2026, 11, 20, 0, 0, tzinfo=UTC), 12.5, "LOT-7", "WH1")
+
+
+def test_resolve_limit_may_equal_the_acknowledge_limit(engine, tmp_path):
+    seed(engine)
+    header = ["issue_type", "name_zh", "name_en", "owner_department_code", "ack_minutes",
+              "resolve_minutes"]
+    importer.import_file(engine, "sla_rules", write(
+        tmp_path, "sla_rules", header, [["leak", "泄漏", "Leak", "QA", "30", "30"]]))
+    with engine.connect() as conn:
+        assert conn.execute(select(SlaRule.ack_minutes, SlaRule.resolve_minutes)
+                            .where(SlaRule.issue_type == "leak")).one() == (30, 30)
+
+
+def test_numbers_in_exponent_form_are_accepted(engine, tmp_path):
+    seed(engine)
+    importer.import_file(engine, "movements", write(
+        tmp_path, "movements", MOVEMENT_HEADER, [movement(1, qty="1e3")]))
+    with engine.connect() as conn:
+        assert conn.execute(select(Movement.qty)).scalar() == 1000.0
+
+
+def test_a_column_left_out_keeps_the_stored_values(engine, tmp_path):
+    seed(engine)
+    header = ["id", "name", "department_code", "im_handle"]
+    importer.import_file(engine, "people", write(tmp_path, "people", header,
+                                                 [["u1", "张伟", "PRD", "@zhang"]]))
+    importer.import_file(engine, "people", write(tmp_path, "people", header[:3],
+                                                 [["u1", "张伟伟", "QA"]]))
+    with engine.connect() as conn:
+        assert conn.execute(select(Person.name, Person.department_code, Person.im_handle)).one() \
+            == ("张伟伟", "QA", "@zhang")
+
+
+def test_a_local_time_that_occurs_twice_is_the_first(engine, tmp_path, monkeypatch):
+    """Europe/Berlin turns its clocks back at 03:00 on 2026-10-25: 02:30 happens at +02:00, then at +01:00."""
+    seed(engine)
+    monkeypatch.setenv("SITE_TZ", "Europe/Berlin")
+    importer.import_file(engine, "movements", write(
+        tmp_path, "movements", MOVEMENT_HEADER, [movement(1, at="2026-10-25 02:30")]))
+    with engine.connect() as conn:
+        assert conn.execute(select(Movement.at)).scalar() == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+def test_xlsx_reads_the_first_sheet_and_refuses_a_date_cell_as_text(engine, tmp_path):
+    seed(engine)
+    path = tmp_path / "departments.xlsx"
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["code", "name_zh", "name_en"])
+    workbook.active.append(["ENG", "工程部", "Engineering"])
+    other = workbook.create_sheet("notes")
+    other.append(["code", "name_zh", "name_en"])
+    other.append(["XX", "x", "x"])
+    workbook.save(path)
+    assert importer.import_file(engine, "departments", path).rows == 1
+    with engine.connect() as conn:
+        assert set(conn.scalars(select(Department.code))) == {"PRD", "QA", "WH", "ENG"}
+
+    path = write(tmp_path, "departments", ["code", "name_zh", "name_en"],
+                 [[datetime(2026, 11, 20), "x", "x"]], "xlsx")
+    with pytest.raises(importer.ImportRejected, match=r"row 2, column code: not text: "
+                                                      r"2026-11-20 00:00:00 \(format the column as Text\)$"):
+        importer.import_file(engine, "departments", path)
+
+
+def test_command_line_says_how_many_issues_were_closed_without_resolution(tmp_path):
+    from data import db
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    engine = db.get_engine(url)
+    db.upgrade_schema(engine)
+    seed(engine)
+    engine.dispose()
+    rows = [["C-1", "quality_anomaly", "t", "P2", "2026-11-20 08:00", "QA", "", "", "2026-11-20 09:00", "closed"],
+            ["C-2", "quality_anomaly", "t", "P2", "2026-11-20 08:00", "QA", "", "", "", "open"]]
+    path = write(tmp_path, "issues", ISSUE_HEADER, rows)
+    done = subprocess.run([sys.executable, "app.py", "import", "issues", str(path)],
+                          cwd=PROJECT_ROOT, env={**os.environ, "DATABASE_URL": url},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == [
+        f"{path}: 2 rows imported into issues",
+        "1 of them closed without resolved_at: counted as finished at closed_at (docs/kpis.md)"]

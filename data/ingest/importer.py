@@ -1,267 +1,119 @@
-"""Import of one canonical table from a CSV or XLSX file: every row checked, then all or none written.
+"""Import of one file: a canonical table, in its own columns or the user's through a mapping,
+or an event log into issues and their events. Every row checked; all or nothing written.
 
-A file goes through these steps, each a function of its own:
+A file goes through these steps, each a module of its own:
 
-1. read (`_open_sheet`): the header and the non-empty rows, cells as the file holds them, each
-   row with the number the user sees in a spreadsheet (the header is row 1);
-2. check (`_checked_rows`): the header against the table's format, then every cell (required,
-   text, number, enumeration, instant, reference), every row (times in order, no repeated key);
-3. write: one transaction of idempotent upserts (data.store.upsert_rows).
+1. read (data/ingest/reading.py): the header and the non-empty rows, streamed, each with the
+   row number the user sees (the header is row 1) and the problems of cells no column check
+   sees (NUL, oversized, Excel errors, formulas without a saved value);
+2. map (data/ingest/mapping.py, with `--mapping`): the user's columns, codes and date formats
+   to canonical names and raw values;
+3. check (data/ingest/fields.py, the rulebook the ingest API shares): every value, every row,
+   no key twice in the file; for an event log, each case's rows become an issue and its
+   events (data/ingest/event_log.py);
+4. write: batches of idempotent upserts (data.store.upsert_rows) inside one transaction,
+   which commits only when no problem was found (or, with `skip_invalid`, with the good rows
+   while the bad ones go to a rejects file).
 
-Mapping files (the user's own column names, codes and date formats) will be a step between 1
-and 2: a function from the user's `_Sheet` to a `_Sheet` of canonical column names and values,
-so the checks stay the same for every file. Until then only canonical files are accepted.
+Every problem is collected (the first SHOWN_PROBLEMS listed, all counted), not only the first.
 """
 from __future__ import annotations
 
 import csv
-import math
-import re
-import zipfile
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable
 
-import openpyxl
-from openpyxl.utils import get_column_letter
-from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from data import store, timezones
-from data.models import (
-    CANONICAL_TABLES, EVENT_KINDS, ISSUE_STATUSES, LOCATION_KINDS, SEVERITIES, Issue,
-)
+from data.ingest import event_log, fields, reading
+from data.ingest.fields import FORMATS, Problem, Rules
+from data.ingest.mapping import EVENT_LOG, LOG_DECIDES, ColumnRule, Mapping, MappingError, load
+from data.ingest.problems import SHOWN_PROBLEMS, FileProblem, ImportRejected, refuse
+from data.ingest.progress import Progress
+from data.lifecycle import LifecycleError
+from data.models import CANONICAL_TABLES, Issue, IssueEvent
 
+__all__ = ["FORMATS", "ImportRejected", "ImportResult", "MappingError", "TABLES", "import_file"]
 
-class ImportRejected(ValueError):
-    """Why a file was refused and where; nothing from the file was written."""
-
-    def __init__(self, file: str, row: int | None, column: str | None, reason: str):
-        self.file, self.row, self.column, self.reason = file, row, column, reason
-        where = file + (f" row {row}" if row is not None else "")
-        where += f", column {column}" if column is not None else ""
-        super().__init__(f"{where}: {reason}")
+TABLES = (*FORMATS, EVENT_LOG)
+# Rows held before a batch is written; bounds the memory of an import whatever its size.
+_BATCH_ROWS = 5000
+# The key column of each table a mapping may add rows to.
+_KEY = {"departments": "code", "locations": "code", "materials": "code",
+        "sla_rules": "issue_type", "people": "id"}
+# Tables in the order their rows must be written (a row refers only to earlier tables).
+_WRITE_ORDER = ("departments", "locations", "materials", "people", "sla_rules", "issues",
+                "issue_events", "movements", "production_plan")
 
 
 @dataclass(frozen=True)
 class ImportResult:
     table: str
     rows: int
+    closed_without_resolution: int = 0
+    """Issues closed without resolved_at: the KPIs count them finished at closed_at."""
+    skipped: int = 0
+    """Rows left out with `skip_invalid`, written with their reasons to `rejects_file`."""
+    rejects_file: str | None = None
+    future: int = field(default=0, compare=False)
+    """Instants ahead of the clock (imported, but worth a look)."""
+    sheet: str | None = field(default=None, compare=False)
+    """The XLSX sheet read."""
+    created: dict = field(default_factory=dict)
+    """Rows a mapping's `creates` added, by table."""
+    summary: dict = field(default_factory=dict)
+    """An event log's counts (event_log.SUMMARY_WORDS)."""
 
 
-class _CellError(ValueError):
-    """A cell that cannot become a value of its column; the caller adds file, row and column."""
+def import_file(engine: Engine, table: str, path: Path, mapping: Path | None = None, *,
+                skip_invalid: bool = False, rejects: Path | None = None,
+                progress: Progress | None = None) -> ImportResult:
+    """Import `path` into `table` (or, for `event_log`, into issues and issue_events).
 
-
-def _show(value: object) -> str:
-    """A cell as the user would recognise it in a message: text quoted, dates and numbers bare."""
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _text(value: object) -> str:
-    """Text as written; a number cell (a code typed as 1001 in Excel) is its plain digits."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    raise _CellError(f"not text: {_show(value)} (format the column as Text)")
-
-
-def _number(value: object) -> float:
-    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if math.isfinite(number):
-            return number
-    raise _CellError(f"not a number: {_show(value)}")
-
-
-def _positive(value: object) -> float:
-    number = _number(value)
-    if number <= 0:
-        raise _CellError(f"must be greater than 0: {_show(value)}")
-    return number
-
-
-def _not_negative(value: object) -> float:
-    number = _number(value)
-    if number < 0:
-        raise _CellError(f"must not be negative: {_show(value)}")
-    return number
-
-
-def _one_of(choices: Sequence[str]) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = _text(value)
-        if text not in choices:
-            raise _CellError(f"{text!r} is not one of {', '.join(choices)}")
-        return text
-    return parse
-
-
-# A date and a time of day at least: a bare date is no instant.
-_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-
-
-def _instant(value: object) -> datetime:
-    """An Excel date/time cell, or ISO 8601 text; naive results are made site-local later."""
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and _ISO_DATE_TIME.match(value):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    raise _CellError(f"not a date/time: {_show(value)}")
-
-
-@dataclass(frozen=True)
-class Field:
-    """One column of an import file and how its cells become values of the table."""
-    name: str
-    parse: Callable[[object], object] = _text
-    required: bool = True
-    refers_to: str | None = None
-    """The canonical table whose key the value must be (it must already be in the database)."""
-    listed: bool = False
-    """A `;`-separated list of codes, stored normalised as 'A;B'."""
-
-
-@dataclass(frozen=True)
-class _Context:
-    known: dict[str, set | dict]
-    site_tz: tzinfo
-
-    def local(self, instant: datetime) -> str:
-        return instant.astimezone(self.site_tz).isoformat(sep=" ")
-
-
-Problem = tuple[str, str]
-"""(column, reason) of a row that is inconsistent as a whole."""
-
-
-def _sla_resolve_after_ack(row: dict, ctx: _Context) -> Problem | None:
-    if row["resolve_minutes"] < row["ack_minutes"]:
-        return ("resolve_minutes", f"{row['resolve_minutes']:g} is less than ack_minutes "
-                                   f"{row['ack_minutes']:g}")
-    return None
-
-
-def _issue_times_after_raised(row: dict, ctx: _Context) -> Problem | None:
-    for name in ("acknowledged_at", "resolved_at", "closed_at"):
-        at = row.get(name)
-        if at is not None and at < row["raised_at"]:
-            return (name, f"{ctx.local(at)} is before raised_at {ctx.local(row['raised_at'])}")
-    return None
-
-
-def _event_after_raised(row: dict, ctx: _Context) -> Problem | None:
-    raised_at = ctx.known["issues"][row["issue_id"]]
-    if row["at"] < raised_at:
-        return ("at", f"{ctx.local(row['at'])} is before issue {row['issue_id']} was raised "
-                      f"({ctx.local(raised_at)})")
-    return None
-
-
-def _movement_between_two_places(row: dict, ctx: _Context) -> Problem | None:
-    if row["from_location_code"] == row["to_location_code"]:
-        return ("to_location_code", f"the same as from_location_code ({row['from_location_code']!r})")
-    return None
-
-
-def _shift_ends_after_start(row: dict, ctx: _Context) -> Problem | None:
-    if row["shift_end"] <= row["shift_start"]:
-        return ("shift_end", f"{ctx.local(row['shift_end'])} is not after shift_start "
-                             f"{ctx.local(row['shift_start'])}")
-    return None
-
-
-@dataclass(frozen=True)
-class TableFormat:
-    """The columns of one canonical table's import file and the checks of a whole row."""
-    fields: tuple[Field, ...]
-    row_checks: tuple[Callable[[dict, _Context], Problem | None], ...] = ()
-
-
-FORMATS: dict[str, TableFormat] = {
-    "departments": TableFormat((Field("code"), Field("name_zh"), Field("name_en"))),
-    "people": TableFormat((
-        Field("id"), Field("name"), Field("department_code", refers_to="departments"),
-        Field("im_handle", required=False))),
-    "sla_rules": TableFormat((
-        Field("issue_type"), Field("name_zh"), Field("name_en"),
-        Field("owner_department_code", refers_to="departments"),
-        Field("notify_department_codes", required=False, refers_to="departments", listed=True),
-        Field("ack_minutes", _positive), Field("resolve_minutes", _positive)),
-        (_sla_resolve_after_ack,)),
-    "locations": TableFormat((
-        Field("code"), Field("name"), Field("kind", _one_of(LOCATION_KINDS)),
-        Field("line", required=False), Field("max_dwell_minutes", _positive, required=False))),
-    "materials": TableFormat((Field("code"), Field("name"), Field("unit"), Field("category"))),
-    "issues": TableFormat((
-        Field("id"), Field("issue_type", refers_to="sla_rules"), Field("title"),
-        Field("severity", _one_of(SEVERITIES)),
-        Field("location_code", required=False, refers_to="locations"),
-        Field("raised_by", required=False), Field("raised_at", _instant),
-        Field("owner_department_code", refers_to="departments"),
-        Field("acknowledged_at", _instant, required=False),
-        Field("resolved_at", _instant, required=False),
-        Field("closed_at", _instant, required=False),
-        Field("status", _one_of(ISSUE_STATUSES)), Field("cause", required=False)),
-        (_issue_times_after_raised,)),
-    # department_code is required: an event without it could not be recognised on re-import,
-    # since it is part of the event's key.
-    "issue_events": TableFormat((
-        Field("issue_id", refers_to="issues"), Field("at", _instant),
-        Field("kind", _one_of(EVENT_KINDS)), Field("department_code", refers_to="departments"),
-        Field("actor", required=False), Field("note", required=False)),
-        (_event_after_raised,)),
-    "movements": TableFormat((
-        Field("id"), Field("at", _instant), Field("material_code", refers_to="materials"),
-        Field("lot"), Field("qty", _positive),
-        Field("from_location_code", refers_to="locations"),
-        Field("to_location_code", refers_to="locations"), Field("order_ref", required=False)),
-        (_movement_between_two_places,)),
-    "production_plan": TableFormat((
-        Field("line"), Field("shift_start", _instant), Field("shift_end", _instant),
-        Field("planned_qty", _not_negative), Field("actual_qty", _not_negative, required=False)),
-        (_shift_ends_after_start,)),
-}
-
-_NOUNS = {"departments": "department", "sla_rules": "issue type", "locations": "location",
-          "materials": "material", "issues": "issue"}
-
-
-def import_file(engine: Engine, table: str, path: Path) -> ImportResult:
-    """Check every row of the file, then upsert them all in one transaction, or raise ImportRejected.
-
-    The first problem found is reported (file, row, column, reason) and nothing is written.
+    Raises ImportRejected (every problem, nothing written) or MappingError (the mapping's key).
     """
     path = Path(path)
     file = path.name
-    if table not in FORMATS:
-        raise ImportRejected(file, None, None,
-                             f"unknown table {table!r}; the tables are {', '.join(FORMATS)}")
-    table_format = FORMATS[table]
-    model = CANONICAL_TABLES[table]
-    targets = {f.refers_to for f in table_format.fields if f.refers_to}
-    # Read what the references need in a transaction of its own: holding one open while the
-    # file is read would keep other writers (the simulator) waiting on SQLite.
-    with engine.connect() as conn:
-        ctx = _Context({target: _existing(conn, target) for target in targets},
-                       timezones.site_zone())
-    with _open_sheet(path, file) as sheet:
-        rows = list(_checked_rows(sheet, table, table_format, ctx))
-    with engine.begin() as conn:
-        store.upsert_rows(conn, model, rows)
-    return ImportResult(table, len(rows))
+    if table not in TABLES:
+        raise refuse(file, f"unknown table {table!r}; the tables are {', '.join(TABLES)}")
+    loaded = load(mapping, table) if mapping is not None else None
+    if table == EVENT_LOG and loaded is None:
+        raise refuse(file, "an event log needs a mapping (--mapping M.yaml) that says which "
+                           "columns are the case, the time and the state (docs/mappings/README.md)")
+    try:
+        rules = Rules(zone=loaded.zone() if loaded else None)
+    except fields.SettingError as exc:
+        raise refuse(file, str(exc)) from None
+    run = (_LogImport if table == EVENT_LOG else _TableImport)(
+        engine, table, path, loaded, rules, skip_invalid, rejects, progress or Progress(enabled=False))
+    return run.go()
+
+
+def default_rejects(path: Path) -> Path:
+    """Where `--skip-invalid` writes the bad rows by default: beside the working directory,
+    named after the file (the input's own folder may be read-only)."""
+    name = path.name
+    for suffix in (".gz", ".csv", ".xlsx", ".txt"):
+        name = name.removesuffix(suffix)
+    return Path.cwd() / f"{name}.rejects.csv"
+
+
+class _Growing(set):
+    """Keys that exist, growing by the rows a mapping creates for each new code it meets."""
+
+    def __init__(self, existing: Iterable, make: Callable[[str], None]):
+        super().__init__(existing)
+        self.make = make
+
+    def __contains__(self, code) -> bool:
+        if not set.__contains__(self, code):
+            self.make(code)
+            self.add(code)
+        return True
 
 
 def _existing(conn: Connection, table: str) -> set | dict:
@@ -272,134 +124,421 @@ def _existing(conn: Connection, table: str) -> set | dict:
     return set(conn.scalars(select(key)))
 
 
-@dataclass
-class _Sheet:
-    """A file's column names and its non-empty rows, each with the row number the user sees."""
-    file: str
-    columns: tuple[str, ...]
-    rows: Iterator[tuple[int, dict[str, object]]]
+class _Import:
+    """What every import does: references, created rows, problems, rejects, batched writes."""
 
+    def __init__(self, engine: Engine, table: str, path: Path, mapping: Mapping | None,
+                 rules: Rules, skip_invalid: bool, rejects: Path | None, progress: Progress):
+        self.engine, self.table, self.path, self.file = engine, table, path, path.name
+        self.mapping, self.rules, self.progress = mapping, rules, progress
+        self.skip_invalid = skip_invalid
+        self.rejects_path = (rejects or default_rejects(path)) if skip_invalid else None
+        self.rejects_writer = self.rejects_handle = None
+        self.problems: list[FileProblem] = []
+        self.problem_count = 0
+        self.skipped = 0
+        self.sheet_name: str | None = None
+        self.pending: dict[str, list[dict]] = {t: [] for t in _WRITE_ORDER}
+        self.pending_rows = 0
+        self.written: dict[str, int] = {t: 0 for t in _WRITE_ORDER}
+        self.conn: Connection | None = None
+        self.now = timezones.utc_now()
+        self.future = 0
 
-@contextmanager
-def _open_sheet(path: Path, file: str) -> Iterator[_Sheet]:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            yield _sheet(file, _csv_lines(handle, file))
-    elif suffix == ".xlsx":
+    # -- references and the rows a mapping creates --
+
+    def targets(self) -> set[str]:
+        raise NotImplementedError
+
+    def load_references(self) -> None:
+        creates = self.mapping.creates if self.mapping else []
+        targets = self.targets() | {c.table for c in creates}
+        for c in creates:
+            targets |= {f.refers_to for f in FORMATS[c.table].fields if f.refers_to}
+        with self.engine.connect() as conn:
+            self.rules.known = {t: _existing(conn, t) for t in targets}
+        for c in creates:
+            for n, row in enumerate(c.rows):
+                self.create(c.table, row, f"creates.{c.table}.rows[{n}]")
+            if c.each is not None:
+                self.rules.known[c.table] = _Growing(
+                    self.rules.known[c.table],
+                    lambda code, c=c: self.create(c.table, self.each_row(c, code), f"creates.{c.table}.each"))
+
+    def each_row(self, creates, code: str) -> dict:
+        value = next((r.seen[code] for r in self.mapping.rules() if code in r.seen), code)
+        row = {_KEY[creates.table]: code}
+        for column, template in creates.each.items():
+            row[column] = template.format(code=code, value=value) if isinstance(template, str) else template
+        return row
+
+    def create(self, table: str, row: dict, key: str) -> None:
+        values, problems = fields.check_row(table, row, self.rules, columns=[f.name for f in FORMATS[table].fields])
+        if problems:
+            p = problems[0]
+            raise MappingError(self.mapping.file, key, f"makes a {table} row that is refused: "
+                                                       f"{p.field}: {p.reason}")
+        if table in self.rules.known:
+            self.rules.known[table].add(values[_KEY[table]])
+        self.add_row(table, values)
+
+    # -- problems --
+
+    def problem(self, row: int | None, column: str | None, value: object, reason: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < SHOWN_PROBLEMS:
+            self.problems.append(FileProblem(self.file, row, column, value, reason, self.sheet_name))
+        if not self.skip_invalid:
+            self.pending = {t: [] for t in _WRITE_ORDER}
+
+    def reject(self, number: int, record: dict, columns: tuple[str, ...], reasons: list[str]) -> None:
+        """Keep a bad row for the rejects file (with `skip_invalid`)."""
+        self.skipped += 1
+        if not self.skip_invalid:
+            return
+        if self.rejects_writer is None:
+            self.rejects_handle = self.rejects_path.open("w", encoding="utf-8-sig", newline="")
+            self.rejects_writer = csv.writer(self.rejects_handle)
+            self.rejects_writer.writerow(["row", "problems", *columns])
+        self.rejects_writer.writerow([number, "; ".join(reasons),
+                                      *("" if record.get(c) is None else record.get(c) for c in columns)])
+
+    # -- writing --
+
+    def add_row(self, table: str, values: dict) -> None:
+        if self.problem_count and not self.skip_invalid:
+            return
+        self.pending[table].append(values)
+        self.pending_rows += 1
+        if self.pending_rows >= _BATCH_ROWS and self.conn is not None:
+            self.flush(final=False)
+
+    def flush(self, final: bool) -> None:
+        for table in _WRITE_ORDER:
+            rows = self.pending[table]
+            if rows or (final and self.written[table]):
+                store.upsert_rows(self.conn, CANONICAL_TABLES[table], rows, statistics=final)
+                self.written[table] += len(rows)
+                self.pending[table] = []
+        self.pending_rows = 0
+
+    def note_future(self, values: Iterable) -> None:
+        for value in values:
+            if isinstance(value, datetime) and fields.future(value, self.now):
+                self.future += 1
+
+    # -- the run --
+
+    def go(self) -> ImportResult:
+        self.load_references()
+        options = self.mapping.read if self.mapping else reading.ReadOptions()
         try:
-            # Formulas stay text ('=1+1' is imported as written): nothing in a file is evaluated.
-            workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
-        except (zipfile.BadZipFile, InvalidFileException, KeyError):
-            raise ImportRejected(file, None, None, "not a readable XLSX workbook") from None
-        try:
-            sheet = workbook.worksheets[0]
-            # Some writers record a wrong sheet size; reading to the end does not trust it.
-            sheet.reset_dimensions()
-            yield _sheet(file, enumerate(sheet.iter_rows(values_only=True), start=1))
+            wanted = self.mapping.sources() if self.mapping else None
+            with reading.open_sheet(self.path, options, wanted) as sheet:
+                self.sheet_name = sheet.sheet
+                self.check_header(sheet)
+                with self.engine.begin() as conn:
+                    self.conn = conn
+                    self.flush(final=False)
+                    count = 0
+                    for number, record, problems in sheet.rows:
+                        self.row(number, record, problems, sheet.columns)
+                        count += 1
+                        self.progress.update(count, sheet.read_fraction())
+                    self.end()
+                    if self.problem_count and not self.skip_invalid:
+                        raise ImportRejected(self.problems, self.problem_count)
+                    self.flush(final=True)
+        except ImportRejected as exc:
+            if exc.sheet is None and self.sheet_name is not None:
+                raise ImportRejected([FileProblem(p.file, p.row, p.column, p.value, p.reason,
+                                                  self.sheet_name) for p in exc.problems],
+                                     exc.total) from None
+            raise
         finally:
-            workbook.close()
-    else:
-        raise ImportRejected(file, None, None, "not a .csv or .xlsx file")
+            self.progress.done()
+            if self.rejects_handle is not None:
+                self.rejects_handle.close()
+        return self.result()
+
+    def check_header(self, sheet: reading.Sheet) -> None:
+        if self.mapping is None:
+            return
+        missing = self.mapping.missing_columns(sheet.columns)
+        if missing:
+            problems = [FileProblem(self.file, 1, column, None,
+                                    f"no such column in the file (mapping key {key}); its columns "
+                                    f"are {', '.join(sheet.columns)}", self.sheet_name)
+                        for key, column in missing]
+            raise ImportRejected(problems)
+
+    def row(self, number: int, record: dict, problems: list[Problem], columns: tuple[str, ...]) -> None:
+        raise NotImplementedError
+
+    def end(self) -> None:
+        """After the last row."""
+
+    def result(self) -> ImportResult:
+        raise NotImplementedError
 
 
-def _csv_lines(handle, file: str) -> Iterator[tuple[int, list[str]]]:
-    number = 0
-    try:
-        for number, cells in enumerate(csv.reader(handle), start=1):
-            yield number, cells
-    except UnicodeDecodeError:
-        raise ImportRejected(file, None, None,
-                             "not UTF-8 text; save it as 'CSV UTF-8' or as .xlsx") from None
-    except csv.Error as exc:
-        raise ImportRejected(file, number + 1, None, f"not readable as CSV: {exc}") from None
+class _TableImport(_Import):
+    """One canonical table, from its own columns or through a mapping."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.format = FORMATS[self.table]
+        self.keys = fields.key_of(self.table)
+        self.first_row_of_key: dict[int, int] = {}
+        self.rows = 0
+        self.closed_without_resolution = 0
+
+    def targets(self) -> set[str]:
+        return {f.refers_to for f in self.format.fields if f.refers_to}
+
+    def check_header(self, sheet: reading.Sheet) -> None:
+        super().check_header(sheet)
+        names = [f.name for f in self.format.fields]
+        if self.mapping is not None:
+            present = self.mapping.columns
+            for f in self.format.fields:
+                if f.required and f.name not in present:
+                    raise MappingError(self.mapping.file, f"columns.{f.name}",
+                                       f"required for {self.table}; map it to a column or give a value")
+            self.present = list(present)
+            return
+        for name in sheet.columns:
+            if name not in names:
+                raise refuse(self.file, f"unknown column for {self.table}; the columns are "
+                                        f"{', '.join(names)}", row=1, column=name, sheet=self.sheet_name)
+        for f in self.format.fields:
+            if f.required and f.name not in sheet.columns:
+                raise refuse(self.file, "this required column is missing from the header",
+                             row=1, column=f.name, sheet=self.sheet_name)
+        self.present = list(sheet.columns)
+
+    def row(self, number: int, record: dict, problems: list[Problem], columns: tuple[str, ...]) -> None:
+        unreadable = {p.field for p in problems}
+        found = list(problems)
+        if self.mapping is not None:
+            raw, mapped = self.mapping.translate(record)
+            unreadable |= {p.field for p in mapped}
+            unreadable |= {name for name, rule in self.mapping.columns.items()
+                           if set(rule.sources()) & {p.field for p in problems}}
+            found += [p._replace(field=self.mapping.source_of(p.field)) for p in mapped]
+        else:
+            raw = record
+        values, checked = fields.check_row(self.table, raw, self.rules, columns=self.present)
+        for p in checked:
+            if p.field not in unreadable:
+                found.append(p._replace(field=self.mapping.source_of(p.field) if self.mapping and p.field else p.field))
+        if not found:
+            key = hash(tuple(values[k] for k in self.keys))
+            first = self.first_row_of_key.setdefault(key, number)
+            if first != number:
+                found.append(Problem(None, None, f"the same {', '.join(self.keys)} as row {first}; "
+                                                 "each row needs its own"))
+        if found:
+            for p in found:
+                self.problem(number, p.field, p.value, p.reason)
+            self.reject(number, record, columns, [f"{p.field or 'row'}: {p.reason}" for p in found])
+            return
+        self.note_future(values.values())
+        if (values.get("closed_at") is not None and values.get("resolved_at") is None
+                and values.get("status") != "cancelled"):
+            self.closed_without_resolution += 1
+        self.rows += 1
+        self.add_row(self.table, values)
+
+    def result(self) -> ImportResult:
+        created = {t: n for t, n in self.written.items() if n and t != self.table}
+        return ImportResult(self.table, self.rows, self.closed_without_resolution, self.skipped,
+                            str(self.rejects_path) if self.skipped else None, self.future,
+                            self.sheet_name, created)
 
 
-def _plain(cell: object) -> object:
-    """A cell without surrounding spaces; an empty or blank cell is None."""
-    if isinstance(cell, str):
-        cell = cell.strip()
-        return cell or None
-    return cell
+class _LogImport(_Import):
+    """An event log: each case's rows, read in the log's order, become an issue and its events."""
 
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.log = self.mapping.event_log
+        self.summary = event_log.Summary()
+        self.case: str | None = None
+        self.case_rows: list[event_log.LogRow] = []
+        self.case_records: list[tuple[int, dict]] = []
+        self.done: set[str] = set()
+        self.issues = 0
+        self.department = fields.Field("department_code", refers_to="departments")
+        self.departments_seen: set[str] = set()
+        self.actor_length = fields.LENGTHS["issue_events"]["actor"]
+        self.columns: tuple[str, ...] = ()
 
-def _sheet(file: str, lines: Iterator[tuple[int, Sequence]]) -> _Sheet:
-    first = next(lines, None)
-    if first is None:
-        raise ImportRejected(file, None, None, "the file is empty; its first row must name the columns")
-    names = [None if name is None else str(name) for name in map(_plain, first[1])]
-    for position, name in enumerate(names):
-        if name is not None and name in names[:position]:
-            raise ImportRejected(file, 1, name, "the column appears twice in the header")
-    return _Sheet(file, tuple(n for n in names if n is not None), _records(file, names, lines))
+    def targets(self) -> set[str]:
+        return {"departments", "sla_rules", "locations"}
 
+    def check_header(self, sheet: reading.Sheet) -> None:
+        super().check_header(sheet)
+        self.columns = sheet.columns
+        for f in FORMATS["issues"].fields:
+            if f.required and f.name not in LOG_DECIDES and f.name not in self.mapping.columns:
+                raise MappingError(self.mapping.file, f"columns.{f.name}",
+                                   "required for issues; map it to a column or give a value")
 
-def _records(file: str, names: list[str | None],
-             lines: Iterator[tuple[int, Sequence]]) -> Iterator[tuple[int, dict[str, object]]]:
-    width = len(names)
-    for number, cells in lines:
-        values = [_plain(cell) for cell in cells]
-        if all(value is None for value in values):
-            continue
-        for position, value in enumerate(values):
-            if value is not None and (position >= width or names[position] is None):
-                raise ImportRejected(file, number, get_column_letter(position + 1),
-                                     f"a value ({_show(value)}) in a column without a name in the header")
-        yield number, {name: value for name, value in zip(names, values) if name is not None}
+    def named(self, rule: ColumnRule) -> str:
+        return rule.column or rule.key
 
-
-def _checked_rows(sheet: _Sheet, table: str, table_format: TableFormat,
-                  ctx: _Context) -> Iterator[dict[str, object]]:
-    """The rows as the table stores them; the first problem found raises ImportRejected."""
-    file = sheet.file
-    by_name = {f.name: f for f in table_format.fields}
-    for name in sheet.columns:
-        if name not in by_name:
-            raise ImportRejected(file, 1, name, f"unknown column for {table}; the columns are "
-                                                f"{', '.join(by_name)}")
-    for f in table_format.fields:
-        if f.required and f.name not in sheet.columns:
-            raise ImportRejected(file, 1, f.name, "this required column is missing from the header")
-    model_columns = CANONICAL_TABLES[table].__table__.columns
-    present = [(f, getattr(model_columns[f.name].type, "length", None))
-               for f in table_format.fields if f.name in sheet.columns]
-    key_columns = store.natural_key(CANONICAL_TABLES[table])
-    first_row_of_key: dict[tuple, int] = {}
-    for number, record in sheet.rows:
-        row = {}
-        for f, max_length in present:
+    def text(self, rule: ColumnRule | None, record: dict, problems: list[Problem],
+             required: bool = False, length: int | None = None) -> str | None:
+        if rule is None:
+            return None
+        raw = rule.raw(record, self.mapping.empty)
+        if raw is None:
+            if required:
+                problems.append(Problem(self.named(rule), None, "a value is required"))
+            return None
+        if raw.__class__ is str:
+            value = raw  # read as text: NUL and length already checked by the reader
+        else:
             try:
-                row[f.name] = _value(f, record.get(f.name), max_length, ctx)
-            except _CellError as exc:
-                raise ImportRejected(file, number, f.name, str(exc)) from None
-        for check in table_format.row_checks:
-            problem = check(row, ctx)
-            if problem:
-                raise ImportRejected(file, number, *problem)
-        key = tuple(row[k] for k in key_columns)
-        if key in first_row_of_key:
-            raise ImportRejected(file, number, None, f"the same {', '.join(key_columns)} as row "
-                                                     f"{first_row_of_key[key]}; each row needs its own")
-        first_row_of_key[key] = number
-        yield row
+                value = fields.text(raw)
+            except fields.CellError as exc:
+                problems.append(Problem(self.named(rule), raw, str(exc)))
+                return None
+        if length is not None and len(value) > length:
+            problems.append(Problem(self.named(rule), raw, f"longer than {length} characters ({len(value)})"))
+            return None
+        return value
+
+    def instant(self, rule: ColumnRule | None, record: dict, problems: list[Problem],
+                required: bool = False) -> datetime | None:
+        if rule is None:
+            return None
+        try:
+            raw = self.mapping.instant(rule, record)
+            if raw is None:
+                if required:
+                    problems.append(Problem(self.named(rule), None, "a value is required"))
+                return None
+            return fields.instant(raw, self.rules)
+        except fields.CellError as exc:
+            problems.append(Problem(self.named(rule), record.get(rule.column), str(exc)))
+            return None
+
+    def row(self, number: int, record: dict, problems: list[Problem], columns: tuple[str, ...]) -> None:
+        log = self.log
+        found = list(problems)
+        case = self.text(log.case, record, found, required=True, length=fields.LENGTHS["issues"]["id"])
+        at = self.instant(log.at, record, found, required=True)
+        opened = self.instant(log.opened_at, record, found)
+        order = None
+        if log.order is not None:
+            raw = log.order.raw(record, self.mapping.empty)
+            try:
+                order = None if raw is None else fields.number(raw)
+            except fields.CellError as exc:
+                found.append(Problem(self.named(log.order), raw, str(exc)))
+        state = self.text(log.state, record, found, required=True)
+        meaning = None
+        if state is not None:
+            meaning = log.states.get(state)
+            if meaning is None:
+                found.append(Problem(self.named(log.state), state,
+                                     f"{state!r} is not in the mapping's event_log.states; map it "
+                                     "(to ignore, if it means nothing)"))
+        department = self.text(log.department, record, found)
+        if department is not None and department not in self.departments_seen:
+            try:
+                department = fields.check_value("issue_events", self.department, department, self.rules)
+                self.departments_seen.add(department)
+            except fields.CellError as exc:
+                found.append(Problem(self.named(log.department), department, str(exc)))
+        actor = self.text(log.actor, record, found, length=self.actor_length)
+        cause = self.text(log.cause, record, found)
+        if case is not None and case != self.case:
+            self.end()
+            if case in self.done:
+                raise refuse(self.file, f"the rows of case {case!r} are not together: it appeared "
+                                        "earlier in the file; sort the log by case (any order within "
+                                        "a case) and import it again", row=number,
+                             column=self.named(log.case), sheet=self.sheet_name)
+            self.case = case
+            self.done.add(case)
+        if found:
+            for p in found:
+                self.problem(number, p.field, p.value, p.reason)
+            self.reject(number, record, columns, [f"{p.field}: {p.reason}" for p in found])
+            return
+        self.case_rows.append(event_log.LogRow(number, order, at, meaning, department, actor, cause, opened))
+        self.case_records.append((number, record))
+
+    def end(self) -> None:
+        """The case read so far becomes an issue and its events."""
+        rows, records, case = self.case_rows, self.case_records, self.case
+        self.case_rows, self.case_records = [], []
+        if not rows:
+            return
+        found: list[Problem] = []
+        try:
+            events, state = event_log.derive(case, rows, self.log.no_department, self.summary)
+        except (ValueError, LifecycleError) as exc:
+            events, state = [], None
+            found.append(Problem(self.named(self.log.case), case, f"case {case}: {exc}"))
+        last = max(rows, key=lambda r: (r.order if r.order is not None else 0, r.at, r.number))
+        number = last.number
+        if state is not None:
+            record = next(rec for n, rec in records if n == number)
+            raw, mapped = self.mapping.translate(record)
+            found += [p._replace(field=self.mapping.source_of(p.field)) for p in mapped]
+            raw.update(id=case, raised_at=events[0]["at"], owner_department_code=state.owner_department_code,
+                       acknowledged_at=state.acknowledged_at, resolved_at=state.resolved_at,
+                       closed_at=state.closed_at, status=state.status, cause=state.cause)
+            values, checked = fields.check_row("issues", raw, self.rules,
+                                               columns=[f.name for f in FORMATS["issues"].fields])
+            found += [p._replace(field=self.mapping.source_of(p.field) if p.field else p.field)
+                      for p in checked if p.field not in {m.field for m in mapped}]
+        if found:
+            for p in found:
+                self.problem(number, p.field, p.value, f"case {case}: {p.reason}"
+                             if not p.reason.startswith("case ") else p.reason)
+            for n, record in records:
+                self.reject(n, record, self.columns, [f"case {case}: {p.field}: {p.reason}" for p in found])
+            return
+        self.issues += 1
+        self.add_row("issues", values)
+        # Events are made of values checked above (instants, departments, texts).
+        for event in events:
+            self.note_future((event["at"],))
+            self.add_row("issue_events", {"issue_id": case, **event})
+
+    def result(self) -> ImportResult:
+        summary = dict(self.summary)
+        created = {t: n for t, n in self.written.items() if n and t not in ("issues", "issue_events")}
+        return ImportResult(EVENT_LOG, self.issues, summary.get("closed_without_resolution", 0),
+                            self.skipped, str(self.rejects_path) if self.skipped else None,
+                            self.future, self.sheet_name, created, summary)
 
 
-def _value(f: Field, cell: object, max_length: int | None, ctx: _Context) -> object:
-    if cell is None:
-        if f.required:
-            raise _CellError("a value is required")
-        return "" if f.listed else None
-    value = f.parse(cell)
-    if f.refers_to:
-        codes = list(dict.fromkeys(c.strip() for c in value.split(";") if c.strip())) if f.listed else [value]
-        for code in codes:
-            if code not in ctx.known[f.refers_to]:
-                raise _CellError(f"unknown {_NOUNS[f.refers_to]} {code!r} (not in {f.refers_to}; "
-                                 f"import {f.refers_to} first)")
-        if f.listed:
-            value = ";".join(codes)
-    if isinstance(value, datetime):
-        value = timezones.to_utc(value, ctx.site_tz)
-    if isinstance(value, str) and max_length is not None and len(value) > max_length:
-        raise _CellError(f"longer than {max_length} characters ({len(value)})")
-    return value
+def summary_lines(path: Path, result: ImportResult) -> list[str]:
+    """What the import command prints after an import."""
+    sheet = f" (sheet {result.sheet!r})" if result.sheet else ""
+    if result.table == EVENT_LOG:
+        lines = [f"{path}{sheet}: {result.rows} issues and "
+                 f"{result.summary.get('events', 0)} events imported from the event log"]
+        lines += [f"  {result.summary[name]:>9,}  {words}"
+                  for name, words in event_log.SUMMARY_WORDS.items()
+                  if name not in ("cases", "events") and result.summary.get(name)]
+    else:
+        lines = [f"{path}{sheet}: {result.rows} rows imported into {result.table}"]
+        if result.closed_without_resolution:
+            lines.append(f"{result.closed_without_resolution} of them closed without resolved_at: "
+                         "counted as finished at closed_at (docs/kpis.md)")
+    for table, count in result.created.items():
+        lines.append(f"{count} rows of {table} written by the mapping's creates")
+    if result.skipped:
+        lines.append(f"{result.skipped} bad rows skipped, written with their reasons to "
+                     f"{result.rejects_file}")
+    if result.future:
+        lines.append(f"warning: {result.future} times lie ahead of this computer's clock; "
+                     "check the file's dates and time zone")
+    return lines

@@ -1,0 +1,95 @@
+"""API tokens: one or more per source (an andon box, a MES, a script), shown once, kept hashed.
+
+A token is `fl_` and 43 random URL-safe characters (secrets.token_urlsafe(32), 256 bits); the
+database keeps only its sha256, so a copy of the database lets nobody write as a source.
+A revoked token is refused from the next request on; the last use is recorded to the minute.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from data import db, timezones
+from data.models import ApiToken
+
+PREFIX = "fl_"
+# A source is named like a code: letters, digits and . _ - (at least one that is not a digit,
+# so that `token revoke` can tell a name from an id).
+SOURCE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The last use is written at most this often per token: every request would otherwise be a
+# write to one row that all of a source's requests wait on.
+LAST_USE_EVERY = timedelta(minutes=1)
+
+
+class TokenError(ValueError):
+    """A source name or token reference that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the token's id and its source."""
+    token_id: int
+    source: str
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_source_name(source: str) -> str:
+    if not SOURCE_NAME.fullmatch(source) or source.isdigit():
+        raise TokenError(f"source {source!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
+                         "not only digits (e.g. andon-L2, mes)")
+    return source
+
+
+def create(engine: Engine, source: str) -> tuple[ApiToken, str]:
+    """A new token for `source`: the row and the token itself, which is not kept anywhere."""
+    check_source_name(source)
+    token = PREFIX + secrets.token_urlsafe(32)
+    with db.session_scope(engine) as session:
+        row = ApiToken(source=source, token_sha256=digest(token), created_at=timezones.utc_now())
+        session.add(row)
+    return row, token
+
+
+def listed(engine: Engine) -> list[ApiToken]:
+    with Session(engine) as session:
+        return list(session.scalars(select(ApiToken).order_by(ApiToken.source, ApiToken.id)))
+
+
+def revoke(engine: Engine, name_or_id: str) -> int:
+    """Revoke the token with this id, or every token of this source; how many were revoked."""
+    if name_or_id.isdigit():
+        which = ApiToken.id == int(name_or_id)
+    else:
+        which = ApiToken.source == check_source_name(name_or_id)
+    with engine.begin() as conn:
+        found = conn.execute(select(ApiToken.id).where(which)).scalars().all()
+        if not found:
+            raise TokenError(f"no token with id or source {name_or_id!r} (see `token list`)")
+        return conn.execute(update(ApiToken).where(which, ApiToken.revoked_at.is_(None))
+                            .values(revoked_at=timezones.utc_now())).rowcount
+
+
+def authenticate(conn: Connection, token: str, now: datetime) -> Caller | None:
+    """The caller a token names, or None for an unknown or revoked one, read in the caller's
+    transaction; its use is recorded there too, at most once a minute."""
+    row = conn.execute(select(ApiToken.id, ApiToken.source, ApiToken.last_used_at)
+                       .where(ApiToken.token_sha256 == digest(token),
+                              ApiToken.revoked_at.is_(None))).first()
+    if row is None:
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USE_EVERY:
+        conn.execute(update(ApiToken).where(
+            ApiToken.id == row.id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USE_EVERY))
+            .values(last_used_at=now))
+    return Caller(row.id, row.source)
