@@ -23,7 +23,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 
-from bench.load import database_host, free_port, machine_facts, percentile, require_loopback
+from bench.load import (database_host, free_port, machine_facts, percentile, require_loopback,
+                        stop_process_group)
 from data import db, timezones
 from data.ingest import tokens
 from data.models import Department, IssueEvent, Location, Material, SlaRule
@@ -84,13 +84,7 @@ class Gunicorn:
         raise SystemExit(f"gunicorn did not serve within {SERVER_START_TIMEOUT_S} s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process_group(self.process)
         self.process = None
 
 

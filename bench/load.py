@@ -408,6 +408,17 @@ def _overview_scope(pages_answer: dict) -> dict:
 
 # ---- the server and what its workers record ---------------------------------------------
 
+def stop_process_group(process: subprocess.Popen | None) -> None:
+    """Stop a server started in a session of its own, and its workers: politely, then not."""
+    if process and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
 class Server:
     """gunicorn on the project's settings plus the counting hooks, on a free loopback port."""
 
@@ -457,13 +468,7 @@ class Server:
             return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process_group(self.process)
         self.process = None
 
     def worker_pids(self) -> list[int]:
