@@ -26,8 +26,8 @@ from sqlalchemy.engine import Connection
 
 from data import settings, timezones
 from data.models import (
-    Department, Issue, IssueEvent, Location, LotStock, Movement, Person, ProductionPlan, SlaRule,
-    UtcDateTime,
+    DataVersion, Department, Issue, IssueEvent, Location, LotStock, Movement, Person, ProductionPlan,
+    SlaRule, UtcDateTime,
 )
 
 log = logging.getLogger(__name__)
@@ -564,6 +564,13 @@ def plant_is_empty(conn: Connection) -> bool:
 WRITTEN_KEYS_PER_READ = 5_000
 FOLLOWED_EVENT_COLUMNS = {**EVENT_COLUMNS, "issue_raised_at": "joined_instant",
                           "recorded_at": "instant"}
+
+
+def data_version(conn: Connection) -> int:
+    """The sum of every data version counter: the bulk writers' and the one the database
+    raises when another program changes a table that is not followed (migration 0006).
+    A new sum means a full reload."""
+    return int(conn.execute(select(func.coalesce(func.sum(DataVersion.version), 0))).scalar())
 
 
 def written_counts(conn: Connection, since: datetime, until: datetime) -> tuple[int, int, int]:

@@ -20,8 +20,12 @@ re-read. The events are kept to know when each recent issue first went back to a
 department it had left; that instant is recomputed only for the issues that got new events.
 
 Bulk writers (import, demo plant) raise a version counter instead of being followed row by
-row; a new version means a full reload. Writers must commit within FOLLOW_OVERLAP_S of
-stamping a row (data.store's transactions take milliseconds).
+row, and the database raises one of its own when another program changes a table that is not
+followed (migration 0006, docs/outside-writers.md); a new version means a full reload.
+Writers must commit within FOLLOW_OVERLAP_S of stamping a row (data.store's transactions take
+milliseconds). An issue another program changes without an event is read by its stamp, which
+the database sets; if it commits after a read that passed its stamp, no event names it and it
+waits for the next full load.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from data import kpis, queries, settings, store, timezones
+from data import kpis, queries, settings, timezones
 from data.wall.columns import NEVER_NS, IssueColumns, epoch_ns, issue_columns, ns
 from data.wall.frames import (EVENT_HORIZON, ISSUE_HORIZON, PLAN_HORIZON, WallFrames,
                               counts_at, load_frames_and_events)
@@ -419,7 +423,7 @@ class WallState:
         """The frames at as_of: a full load the first time or after a bulk write, else the
         last frames plus what was written since."""
         with self._lock:
-            version = store.bulk_version(conn)
+            version = queries.data_version(conn)
             if self._frames is not None and as_of == self._frames_as_of and version == self._version:
                 # Every scope of one refresh interval: one follow, one set of frames.
                 return self._frames
