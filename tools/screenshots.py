@@ -1,6 +1,7 @@
-"""Take the README's screenshots: each wall page at 1920x1080 and 3840x2160, in Chinese and
-English, from a demo plant built for the purpose (seeded, so the pictures are reproducible
-but for the clock).
+"""Take the README's screenshots: each wall page at 1920x1080 and 3840x2160 in Chinese and
+English, a phone, an empty database, an unknown scope and a plant with a row the wall cannot
+use, each from a database built for the purpose (seeded, so the pictures are reproducible but
+for the clock).
 
     .venv/bin/python -m tools.screenshots [--out docs/screenshots]
 """
@@ -9,15 +10,51 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy import update
+
 from data import db, demo
+from data.models import Issue
 from tools.browser import AppServer, chromium, missing_browser, wait_until
 
+FULL_HD, UHD, PHONE = (1920, 1080), (3840, 2160), (390, 844)
+BOTH = ("zh", "en")
+# (file name, plant, path, size, languages)
 SHOTS = [
-    ("overview", "/", (1920, 1080)), ("overview", "/", (3840, 2160)),
-    ("issues", "/issues", (1920, 1080)), ("material", "/material", (1920, 1080)),
+    *((f"{page}", "demo", path, size, BOTH) for page, path in
+      (("overview", "/"), ("issues", "/issues"), ("material", "/material")) for size in (FULL_HD, UHD)),
+    ("phone-overview", "demo", "/", PHONE, BOTH),
+    ("phone-issues", "demo", "/issues", PHONE, ("zh",)),
+    ("unknown-scope", "demo", "/?dept=qa", FULL_HD, BOTH),
+    ("material-under-dept", "demo", "/material?dept=QA", FULL_HD, ("zh",)),
+    ("empty-database", "empty", "/", FULL_HD, BOTH),
+    ("data-error", "poisoned", "/", FULL_HD, ("zh",)),
 ]
+# Ready to photograph: the first refresh has come, and a page's chart has drawn its text.
+READY = """
+const updated = document.getElementById('wall-updated');
+if (!updated || !updated.textContent) return false;
+const charts = [...document.querySelectorAll('.js-plotly-plot')];
+return charts.every(c => c.querySelector('.main-svg text'));
+"""
+
+
+def _plant(kind: str, folder: Path) -> str:
+    url = f"sqlite:///{folder / f'{kind}.sqlite'}"
+    engine = db.get_engine(url)
+    db.upgrade_schema(engine)
+    if kind != "empty":
+        demo.build_demo_plant(engine, days=90, seed=7)
+    if kind == "poisoned":
+        # One issue typed in with the year 3026: the wall leaves it out and says so.
+        with engine.begin() as conn:
+            first = conn.execute(Issue.__table__.select().limit(1)).first()
+            conn.execute(update(Issue).where(Issue.id == first.id)
+                         .values(raised_at=datetime(3026, 1, 5, tzinfo=timezone.utc)))
+    engine.dispose()
+    return url
 
 
 def main() -> None:
@@ -29,27 +66,29 @@ def main() -> None:
         raise SystemExit(reason)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'plant.sqlite'}"
-        engine = db.get_engine(url)
-        db.upgrade_schema(engine)
-        demo.build_demo_plant(engine, days=90, seed=7)
-        server = AppServer(url, Path(tmp)).start()
+        servers = {}
         try:
-            for name, path, (width, height) in SHOTS:
-                for lang in ("zh", "en"):
+            for name, plant, path, (width, height), languages in SHOTS:
+                if plant not in servers:
+                    folder = Path(tmp) / plant
+                    folder.mkdir()
+                    servers[plant] = AppServer(_plant(plant, folder), folder).start()
+                for lang in languages:
                     driver = chromium(width, height)
                     try:
-                        driver.get(f"{server.url}{path}?lang={lang}")
-                        wait_until(lambda: driver.execute_script(
-                            "return document.getElementById('wall-updated').textContent"), timeout=30)
-                        time.sleep(3)
+                        joiner = "&" if "?" in path else "?"
+                        driver.get(f"{servers[plant].url}{path}{joiner}lang={lang}")
+                        wait_until(lambda: driver.execute_script(READY), timeout=60,
+                                   message="the page's first refresh")
+                        time.sleep(2)
                         out = args.out / f"{name}-{width}x{height}-{lang}.png"
                         driver.save_screenshot(str(out))
                         print(out)
                     finally:
                         driver.quit()
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
 
 
 if __name__ == "__main__":
