@@ -42,6 +42,17 @@ def _done_by(frame: pd.DataFrame, column: str, as_of: pd.Timestamp) -> pd.Series
     return _instants(frame, column) <= as_of
 
 
+def _closed_unresolved_by(frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+    """Closed by as_of without having been resolved by then: finished, but with no
+    resolution time, so it takes no side in the resolution SLA (contract section 2)."""
+    return _done_by(frame, "closed_at", as_of) & ~_done_by(frame, "resolved_at", as_of)
+
+
+def _finished_by(frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+    """Resolved, or closed without a resolution, by as_of."""
+    return _done_by(frame, "resolved_at", as_of) | _done_by(frame, "closed_at", as_of)
+
+
 def _minutes_to(frame: pd.DataFrame, column: str, as_of: datetime) -> pd.Series:
     at = instant(as_of)
     elapsed = (_instants(frame, column) - _instants(frame, "raised_at")) / MINUTE
@@ -70,12 +81,13 @@ def median_p90(minutes: pd.Series) -> tuple[float | None, float | None]:
 
 
 def sla_outcomes(issues: pd.DataFrame, as_of: datetime, *, done_column: str,
-                 limit_column: str) -> pd.Series:
+                 limit_column: str, undecided: pd.Series | None = None) -> pd.Series:
     """met / breached / pending per issue against the limit in `limit_column` (minutes).
 
     Done within the limit is met (exactly at the limit counts as met); done later, or not
     done with more than the limit passed, is breached; anything else (including an issue
-    raised after as_of, or one without a limit) is pending.
+    raised after as_of, one without a limit, or one marked in `undecided`, whose outcome
+    can no longer be known) is pending.
     """
     at = instant(as_of)
     raised = _instants(issues, "raised_at")
@@ -88,6 +100,8 @@ def sla_outcomes(issues: pd.DataFrame, as_of: datetime, *, done_column: str,
     beyond = (elapsed > limit).fillna(False).to_numpy(dtype=bool)
     met = done.to_numpy() & has_limit & within
     breached = has_limit & raised_by_then & beyond
+    if undecided is not None:
+        breached &= ~undecided.to_numpy(dtype=bool)
     return pd.Series(np.select([met, breached], [MET, BREACHED], PENDING), index=issues.index,
                      dtype="str")
 
@@ -97,7 +111,8 @@ def response_sla_outcomes(issues: pd.DataFrame, as_of: datetime) -> pd.Series:
 
 
 def resolution_sla_outcomes(issues: pd.DataFrame, as_of: datetime) -> pd.Series:
-    return sla_outcomes(issues, as_of, done_column="resolved_at", limit_column="resolve_minutes")
+    return sla_outcomes(issues, as_of, done_column="resolved_at", limit_column="resolve_minutes",
+                        undecided=_closed_unresolved_by(issues, instant(as_of)))
 
 
 def compliance(outcomes: pd.Series) -> float | None:
@@ -108,17 +123,18 @@ def compliance(outcomes: pd.Series) -> float | None:
 
 
 def resolution_rate(population: pd.DataFrame, as_of: datetime) -> float | None:
-    """Share of the population resolved by as_of; None for an empty population."""
+    """Share of the population resolved, or closed without a resolution, by as_of; None for
+    an empty population."""
     if population.empty:
         return None
-    return float(_done_by(population, "resolved_at", instant(as_of)).mean())
+    return float(_finished_by(population, instant(as_of)).mean())
 
 
 def open_mask(issues: pd.DataFrame, as_of: datetime) -> pd.Series:
-    """Raised by as_of, not resolved by as_of, not cancelled."""
+    """Raised by as_of, neither resolved nor closed by as_of, not cancelled."""
     at = instant(as_of)
     raised = _instants(issues, "raised_at") <= at
-    return raised & ~_done_by(issues, "resolved_at", at) & (issues["status"] != "cancelled")
+    return raised & ~_finished_by(issues, at) & (issues["status"] != "cancelled")
 
 
 def overdue_mask(issues: pd.DataFrame, as_of: datetime) -> pd.Series:

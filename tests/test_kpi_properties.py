@@ -24,12 +24,14 @@ def issue_rows(draw):
     raised = draw(minutes)
     ack_delay = draw(delays)
     resolve_delay = draw(delays)
+    close_delay = draw(delays)
     ack_minutes = draw(st.integers(min_value=1, max_value=240))
     return {
         "raised_at": at(raised),
         "acknowledged_at": at(None if ack_delay is None else raised + ack_delay),
         "resolved_at": at(None if resolve_delay is None else raised + resolve_delay),
-        "status": draw(st.sampled_from(["open", "acknowledged", "resolved", "cancelled"])),
+        "closed_at": at(None if close_delay is None else raised + close_delay),
+        "status": draw(st.sampled_from(["open", "acknowledged", "resolved", "closed", "cancelled"])),
         "owner_department_code": draw(st.sampled_from(DEPARTMENTS)),
         "ack_minutes": float(ack_minutes),
         "resolve_minutes": float(ack_minutes + draw(st.integers(min_value=0, max_value=480))),
@@ -37,9 +39,10 @@ def issue_rows(draw):
 
 
 def issue_frame(rows) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["raised_at", "acknowledged_at", "resolved_at", "status",
-                                        "owner_department_code", "ack_minutes", "resolve_minutes"])
-    for column in ("raised_at", "acknowledged_at", "resolved_at"):
+    frame = pd.DataFrame(rows, columns=["raised_at", "acknowledged_at", "resolved_at", "closed_at",
+                                        "status", "owner_department_code", "ack_minutes",
+                                        "resolve_minutes"])
+    for column in ("raised_at", "acknowledged_at", "resolved_at", "closed_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame.assign(id=[f"I{n}" for n in range(len(frame))])
 
@@ -126,3 +129,17 @@ def test_ping_pong_and_handoffs_follow_the_event_log(scenario):
     counts = kpis.handoff_counts(issues, events, as_of)
     assert counts.sum() == len(known)
     assert (counts >= 0).all() and list(counts.index) == list(issues["id"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenarios())
+def test_an_issue_closed_by_as_of_is_finished(scenario):
+    issues, _, as_of = scenario
+    closed = (issues["closed_at"] <= as_of).to_numpy()
+    resolved = (issues["resolved_at"] <= as_of).to_numpy()
+    assert not (kpis.open_mask(issues, as_of).to_numpy() & closed).any()
+    assert not (kpis.overdue_mask(issues, as_of).to_numpy() & closed).any()
+    outcomes = kpis.resolution_sla_outcomes(issues, as_of).to_numpy()
+    assert (outcomes[closed & ~resolved] == "pending").all()
+    if len(issues):
+        assert kpis.resolution_rate(issues, as_of) == (closed | resolved).mean()

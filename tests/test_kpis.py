@@ -171,6 +171,91 @@ def test_open_issues_at_an_earlier_instant(sla_plant):
     assert sorted(after["id"]) == ["Q3", "Q4", "Q7", "Q8"]
 
 
+@pytest.fixture
+def closed_plant(plant):
+    """Issues closed without resolved_at, as an import may bring them (minutes from T0):
+
+    R1 quality  raised 0, ack 5, resolved 30, closed 40 (the usual way)
+    R2 shortage raised 0, ack 5, resolved 130 (past its 120), closed 140
+    C1 shortage raised 0, never acknowledged, closed 150 without resolved_at (past its 120)
+    C2 quality  raised 0, ack 5, closed 60 without resolved_at (within its 240)
+    """
+    def issue(issue_id, issue_type, acknowledged, resolved, closed):
+        return {"id": issue_id, "issue_type": issue_type, "title": issue_id, "severity": "P2",
+                "raised_at": minutes(0), "owner_department_code": "WH",
+                "acknowledged_at": acknowledged and minutes(acknowledged),
+                "resolved_at": resolved and minutes(resolved), "closed_at": minutes(closed),
+                "status": "closed"}
+
+    with plant.begin() as conn:
+        store.upsert_rows(conn, Issue, [issue("R1", "quality_anomaly", 5, 30, 40),
+                                        issue("R2", "material_shortage", 5, 130, 140),
+                                        issue("C1", "material_shortage", None, None, 150),
+                                        issue("C2", "quality_anomaly", 5, None, 60)])
+    return plant
+
+
+# At each instant: open, overdue, resolution SLA outcomes of R1, R2, C1, C2, resolution rate,
+# resolution median and p90. Before its closed_at an issue closed without resolved_at is as
+# any unresolved one; from it, finished: not open, never overdue, resolved in the rate,
+# neither met nor breached, in no resolution time. R2, closed after a late resolution, stays
+# breached.
+CLOSED_CASES = {
+    59: (["C1", "C2", "R2"], ["C1"], ["met", "pending", "pending", "pending"], 1 / 4, (30.0, 30.0)),
+    60: (["C1", "R2"], ["C1"], ["met", "pending", "pending", "pending"], 2 / 4, (30.0, 30.0)),
+    61: (["C1", "R2"], ["C1"], ["met", "pending", "pending", "pending"], 2 / 4, (30.0, 30.0)),
+    149: (["C1"], ["C1"], ["met", "breached", "breached", "pending"], 3 / 4, (80.0, 120.0)),
+    150: ([], [], ["met", "breached", "pending", "pending"], 1.0, (80.0, 120.0)),
+    151: ([], [], ["met", "breached", "pending", "pending"], 1.0, (80.0, 120.0)),
+}
+
+
+@pytest.mark.parametrize("offset", list(CLOSED_CASES))
+def test_closed_without_resolution_is_finished_at_closed_at(closed_plant, offset):
+    as_of = minutes(offset)
+    with closed_plant.connect() as conn:
+        population = queries.issue_population(conn, SINCE, UNTIL).set_index("id", drop=False)
+        open_now = queries.open_issues(conn, as_of).set_index("id", drop=False)
+    opened, overdue, resolution, rate, resolution_times = CLOSED_CASES[offset]
+    assert sorted(open_now.index[kpis.open_mask(open_now, as_of)]) == opened
+    assert sorted(open_now.index[kpis.overdue_mask(open_now, as_of)]) == overdue
+    assert kpis.resolution_sla_outcomes(population, as_of)[["R1", "R2", "C1", "C2"]].tolist() \
+        == resolution
+    assert kpis.resolution_rate(population, as_of) == pytest.approx(rate)
+    result = kpis.issue_kpis(population, pd.DataFrame(columns=list(queries.EVENT_COLUMNS)),
+                             open_now, as_of)
+    assert (result["resolution_median_min"], result["resolution_p90_min"]) == \
+        pytest.approx(resolution_times)
+    # The response SLA is unchanged: C1 waited past its 20 minutes unacknowledged.
+    assert (result["response_sla_met"], result["response_sla_breached"]) == (3, 1)
+
+
+def test_open_and_overdue_at_their_edges():
+    """Limits 10 and 60 minutes, at AS_OF (minutes before it):
+
+    A raised at AS_OF: open            B cancelled: not open
+    C unacknowledged for exactly 10    D unacknowledged for 10 and a second: overdue
+    E acknowledged exactly at AS_OF, raised 30 before: acknowledged, not overdue
+    F acknowledged, raised exactly 60 before    G 60 and a second before: overdue
+    H raised a second after AS_OF: not open
+    """
+    second = timedelta(seconds=1)
+    rows = [("A", AS_OF, None, "open"), ("B", AS_OF - timedelta(minutes=100), None, "cancelled"),
+            ("C", AS_OF - timedelta(minutes=10), None, "open"),
+            ("D", AS_OF - timedelta(minutes=10) - second, None, "open"),
+            ("E", AS_OF - timedelta(minutes=30), AS_OF, "acknowledged"),
+            ("F", AS_OF - timedelta(minutes=60), AS_OF - timedelta(minutes=55), "acknowledged"),
+            ("G", AS_OF - timedelta(minutes=60) - second, AS_OF - timedelta(minutes=55), "acknowledged"),
+            ("H", AS_OF + second, None, "open")]
+    issues = pd.DataFrame(rows, columns=["id", "raised_at", "acknowledged_at", "status"]).assign(
+        resolved_at=None, closed_at=None, ack_minutes=10.0, resolve_minutes=60.0)
+    for column in ("raised_at", "acknowledged_at", "resolved_at", "closed_at"):
+        issues[column] = pd.to_datetime(issues[column], utc=True)
+    issues = issues.set_index("id", drop=False)
+    assert list(issues.index[kpis.open_mask(issues, AS_OF)]) == ["A", "C", "D", "E", "F", "G"]
+    assert list(issues.index[kpis.overdue_mask(issues, AS_OF)]) == ["D", "G"]
+
+
 def test_by_department_counts_open_and_overdue_whatever_their_window(sla_plant):
     report = kpi_report.kpi_report(sla_plant, since=SINCE, until=UNTIL, as_of=AS_OF)
     by_department = report["by_department"]
@@ -465,7 +550,7 @@ def test_format_text_shows_every_department_and_kpi(sla_plant):
     report = kpi_report.kpi_report(sla_plant, since=SINCE, until=UNTIL, as_of=AS_OF)
     text = kpi_report.format_text(report)
     header = next(line for line in text.splitlines() if line.startswith("KPI"))
-    assert header.split() == ["KPI", "overall", "MNT", "PRD", "QA", "WH"]
+    assert header.split() == ["KPI", "overall", "全厂", "MNT", "PRD", "QA", "WH"]
     compliance = next(line for line in text.splitlines()
                       if line.startswith("resolution SLA compliance"))
     assert compliance.split()[-5:] == ["0.6667", "-", "-", "1", "0.5"]
