@@ -529,13 +529,14 @@ LOCATION_COLUMNS = {"code": "str", "name": "str", "kind": "str", "line": "str",
 def issues_in_play(conn: Connection, raised_since: datetime, resolved_since: datetime, *,
                    left_out: list[LeftOut] | None = None) -> pd.DataFrame:
     """Every issue a screen may count (WALL_ISSUE_COLUMNS): raised since `raised_since`
-    whatever their status, and older ones still open or resolved since `resolved_since` (an
-    older cancelled issue counts nowhere). Three disjoint parts, each on an index; `in_play`
+    whatever their status, and older ones still open or finished (resolved, or closed without
+    a resolution) since `resolved_since` (an older cancelled issue counts nowhere). Three disjoint parts, each on an index; `in_play`
     says the same of one row."""
     recent = _issues(acknowledged_by=True).where(Issue.raised_at >= raised_since)
     older = _issues(acknowledged_by=True).where(Issue.raised_at < raised_since)
-    stmt = union_all(recent, older.where(Issue.resolved_at.is_(None), Issue.status != "cancelled"),
-                     older.where(Issue.resolved_at >= resolved_since))
+    unresolved = older.where(Issue.resolved_at.is_(None), Issue.status != "cancelled",
+                             or_(Issue.closed_at.is_(None), Issue.closed_at >= resolved_since))
+    stmt = union_all(recent, unresolved, older.where(Issue.resolved_at >= resolved_since))
     return _frame(conn, stmt, WALL_ISSUE_COLUMNS, ["raised_at", "id"], source=ISSUES,
                   left_out=left_out)
 
@@ -547,7 +548,8 @@ def in_play(issue: dict, raised_since: datetime, resolved_since: datetime) -> bo
     if raised is None or raised >= raised_since:
         return True
     if resolved is None:
-        return issue["status"] != "cancelled"
+        closed = issue["closed_at"]
+        return issue["status"] != "cancelled" and (closed is None or closed >= resolved_since)
     return resolved >= resolved_since
 
 

@@ -11,7 +11,7 @@ from flask import Flask
 
 from data import cache, db, store, wall
 from data.wall import screens
-from data.models import Department, Location, Material, SlaRule
+from data.models import Department, Issue, Location, Material, SlaRule
 
 from conftest import unavailable
 
@@ -201,3 +201,28 @@ def test_shift_attainment_prorates_a_running_shift_only():
     assert wall.shift_attainment(plan, earlier, as_of) == pytest.approx(0.9)
     no_plan = (start + pd.Timedelta(days=2)).to_pydatetime()
     assert wall.shift_attainment(plan, no_plan, no_plan) is None
+
+
+def test_an_issue_closed_without_resolution_leaves_the_wall_a_day_after_closing(plant):
+    """Finished at closed_at (contract section 2): like a resolved issue, an older one closed
+    more than a day ago is no longer read; one closed within the day still counts for
+    yesterday's open figures."""
+    from data import queries
+    from data.wall.follower import WallState
+
+    with db.session_scope(plant) as s:
+        for issue_id, closed_min_ago in (("C-OLD", 3 * 1440), ("C-NEW", 60)):
+            raise_(s, issue_id, "quality_anomaly", 40 * 1440)
+    with plant.begin() as conn:
+        for issue_id, closed_min_ago in (("C-OLD", 3 * 1440), ("C-NEW", 60)):
+            conn.execute(Issue.__table__.update().where(Issue.id == issue_id).values(
+                status="closed", closed_at=minutes_before(closed_min_ago)))
+    with plant.connect() as conn:
+        read = queries.issues_in_play(conn, AS_OF - wall.ISSUE_HORIZON, AS_OF - timedelta(days=1))
+    assert set(read["id"]) == {"C-NEW"}
+    state = WallState()
+    with plant.connect() as conn:
+        state.frames(conn, AS_OF)
+        state.frames(conn, AS_OF + timedelta(minutes=20))
+        followed = set(state.frames(conn, AS_OF + timedelta(days=1, minutes=30)).issues.id)
+    assert "C-OLD" not in followed and "C-NEW" not in followed

@@ -298,7 +298,8 @@ class IssueFollower:
         its history is read again when it changes: `without_history`)."""
         columns, rows = self._rows.live()
         resolved, raised, ids = columns["resolved"][rows], columns["raised"][rows], columns["id"][rows]
-        done = (resolved < epoch_ns(as_of - timedelta(days=1))) | columns["cancelled"][rows]
+        day_ago = epoch_ns(as_of - timedelta(days=1))
+        done = (resolved < day_ago) | (columns["closed"][rows] < day_ago) | columns["cancelled"][rows]
         stale = (raised < epoch_ns(as_of - ISSUE_HORIZON)) & done
         self._rows.retire(ids[stale].tolist())
         for issue_id in ids[(raised < epoch_ns(as_of - EVENT_HORIZON)) | stale].tolist():
