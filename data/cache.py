@@ -63,7 +63,9 @@ def _single_flight(key: str) -> Iterator[None]:
             if acquired:
                 lock.release()
         return
-    lock_dir = Path(settings.get("CACHE_DIR")) / "locks"
+    # Beside the cache, not in it: FileSystemCache.clear() stops at the first folder it meets.
+    cache_dir = Path(settings.get("CACHE_DIR"))
+    lock_dir = cache_dir.with_name(cache_dir.name + "-locks")
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f"{key}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
