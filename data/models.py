@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (
-    CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+    BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
     UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -136,7 +136,9 @@ class Issue(Base):
 
 class IssueEvent(Base):
     __tablename__ = "issue_events"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 64-bit on PostgreSQL (migration 0007); SQLite's rowid is 64-bit as INTEGER.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
     issue_id: Mapped[str] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     kind: Mapped[str] = mapped_column(String(16))
