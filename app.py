@@ -81,7 +81,32 @@ class Instant(click.ParamType):
 INSTANT = Instant()
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+# What a database says when FloorLink may not write to it: a source read through views
+# (docs/existing-databases.md), a read-only login or file.
+_READ_ONLY_SIGNS = ("permission denied", "cannot insert into view", "cannot update view",
+                    "cannot delete from view", "not automatically updatable", "readonly database",
+                    "read-only transaction")
+
+
+class _Commands(click.Group):
+    """Commands whose database refuses them end in one line naming the refusal, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            said = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            hint = ""
+            if any(sign in said.lower() for sign in _READ_ONLY_SIGNS):
+                hint = (" - FloorLink may only read this database (a source of views or a read-only "
+                        "login): write into FloorLink's own database, or into the source system")
+            raise click.ClickException(f"the database refused: {said}{hint}") from None
+
+
+@click.group(cls=_Commands, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """FloorLink: a live operations wall for multi-department site management (现场协同看板)."""

@@ -465,3 +465,20 @@ def test_a_view_that_fails_on_a_row_is_named_and_the_rest_still_checked():
         assert set(by_table) == {"issues", "issue_events"}
         assert by_table["issues"].problem == "unreadable"
         assert "date/time field value out of range" in by_table["issues"].reason
+
+
+def test_writing_commands_on_a_read_only_source_end_in_one_line(tmp_path):
+    """A source read through views cannot take the demo plant, an import or a token: each
+    command says so in one line and leaves the source as it was."""
+    listing = tmp_path / "issues.csv"
+    listing.write_text("id,issue_type,title,severity,raised_at,owner_department_code,status\n"
+                       "X-1,quality_anomaly,t,P1,2026-11-20T09:00:00+08:00,QA,open\n", encoding="utf-8")
+    with _erp_example() as (_admin, reader):
+        before = check_source(url=reader)
+        for args in (["demo"], ["import", "issues", str(listing)]):
+            done = run(*args, url=reader)
+            assert done.returncode == 1, args
+            assert "Traceback" not in done.stderr
+            assert done.stderr.startswith("Error: the database refused: cannot ")
+            assert "FloorLink may only read this database" in done.stderr
+        assert check_source(url=reader).output == before.output
