@@ -2,6 +2,12 @@
 
 The app is built once in the master (--preload) and forked; each worker then drops any
 database connections it inherited, so no two processes share a socket.
+
+One worker per core, each with 4 threads (gthread): a request waits for the database for
+much of its time (a write through the ingest API is some nine round trips, a wall refresh
+a cache read), and while one thread waits another runs. More threads than the 5 pooled
+connections a process keeps (data/db.py) would open and close a connection for every
+request beyond them, and only wait longer for the interpreter lock.
 """
 import multiprocessing
 import os

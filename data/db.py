@@ -7,7 +7,7 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from data import settings
 
@@ -53,7 +53,8 @@ def dispose_all() -> None:
 @contextmanager
 def session_scope(bind: Engine | Connection) -> Iterator[Session]:
     """A transaction that commits on success and rolls back on any error."""
-    session = sessionmaker(bind, expire_on_commit=False)()
+    # A Session, not sessionmaker(...)(), which builds a class per call (~0.3 ms).
+    session = Session(bind, expire_on_commit=False)
     try:
         yield session
         session.commit()

@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -17,10 +18,13 @@ from click.testing import CliRunner
 from flask import Flask
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from data import cache, db, store, timezones
 from data.ingest import api, tokens
+from data.lifecycle import LifecycleError
 from data.models import (
     ApiAnswer, ApiToken, Department, Issue, IssueEvent, Location, LotStock, Material, Movement,
     SlaRule,
@@ -419,6 +423,35 @@ def test_tokens_are_kept_hashed_and_their_last_use_recorded(client, token, plant
         assert conn.execute(select(ApiToken.last_used_at)).scalar() is not None
 
 
+def test_a_token_revoked_by_another_process_is_refused_within_the_cache_time(
+        client, token, plant, monkeypatch):
+    """A process remembers a token it found for CACHE_FOR_S seconds; a revocation made
+    elsewhere (the `token revoke` command is another process) holds once that has passed."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(tokens, "_clock", lambda: clock["now"])
+    assert post(client, "/issues", issue_body(), token).status_code == 201
+    with plant.begin() as conn:
+        conn.execute(update(ApiToken).values(revoked_at=NOW))
+    clock["now"] += tokens.CACHE_FOR_S - 1
+    assert post(client, "/issues", issue_body("ANDON-2"), token).status_code == 201
+    clock["now"] += 1
+    refused = post(client, "/issues", issue_body("ANDON-3"), token)
+    assert refused.status_code == 401 and "revoked" in errors_of(refused)[0]["reason"]
+    assert counts(plant)["issues"] == 2
+
+
+def test_a_remembered_token_records_its_use_to_the_minute(client, token, plant, monkeypatch):
+    def used_at(now: datetime) -> datetime:
+        monkeypatch.setattr(timezones, "utc_now", lambda: now)
+        post(client, "/issues", issue_body(f"ANDON-{uuid.uuid4().hex[:8]}"), token)
+        with plant.connect() as conn:
+            return conn.execute(select(ApiToken.last_used_at)).scalar()
+
+    assert used_at(NOW) == NOW
+    assert used_at(NOW + tokens.LAST_USE_EVERY - timedelta(seconds=1)) == NOW
+    assert used_at(NOW + tokens.LAST_USE_EVERY) == NOW + tokens.LAST_USE_EVERY
+
+
 def test_the_token_commands(db_url, plant, monkeypatch):
     from app import cli
 
@@ -463,18 +496,152 @@ def test_a_retry_with_the_same_key_writes_once_and_gets_the_same_answer(client, 
 
 
 def test_the_same_request_sent_twice_at_once_is_written_once(client, token, plant):
-    """A retry that arrives while the first is still being written waits for its answer."""
-    for n in range(5):
-        body = issue_body(f"TWICE-{n}")
+    """A retry that arrives while the first is still being written waits for it, then gets
+    its answer: for a raise, an event that may repeat (a comment), a movement and a batch."""
+    def at_once(path: str, body: dict, key: str) -> None:
         answers = []
         senders = [threading.Thread(target=lambda: answers.append(post(
-            client, "/issues", body, token, key=f"twice-{n}"))) for _ in range(3)]
+            client, path, body, token, key=key))) for _ in range(3)]
         for sender in senders:
             sender.start()
         for sender in senders:
             sender.join()
         assert {(a.status_code, a.get_data()) for a in answers} == {(201, answers[0].get_data())}
-    assert counts(plant)["issues"] == 5
+        assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == ["", "true", "true"]
+
+    for n in range(5):
+        at_once("/issues", issue_body(f"TWICE-{n}"), f"twice-{n}")
+        at_once(f"/issues/TWICE-{n}/events", {"kind": "commented", "at": at(1), "note": "换刀"},
+                f"comment-{n}")
+        at_once("/movements", move_body(f"MD-{n}"), f"move-{n}")
+        at_once("/batch", batch({"type": "event", "issue_id": f"TWICE-{n}", "kind": "commented",
+                                 "at": at(2), "note": "再换刀"},
+                                {"type": "movement", **move_body(f"MD-B{n}")}), f"batch-{n}")
+    assert counts(plant) == {"issues": 5, "issue_events": 15, "movements": 10, "lot_stock": 2,
+                             "api_answers": 20}
+
+
+def test_a_retry_of_a_write_that_would_now_write_nothing_gets_the_first_answer(
+        client, token, plant):
+    """Sent again, a movement is "already recorded" (200) and an acknowledgement no longer
+    allowed (409): with the same key both get the first answer, 201, instead."""
+    first = post(client, "/movements", move_body(), token, key="m-1")
+    again = post(client, "/movements", move_body(), token, key="m-1")
+    assert (again.status_code, again.get_data()) == (201, first.get_data())
+    post(client, "/issues", issue_body(), token)
+    ack = {"kind": "acknowledged", "at": at(1)}
+    first = post(client, "/issues/ANDON-1/events", ack, token, key="a-1")
+    again = post(client, "/issues/ANDON-1/events", ack, token, key="a-1")
+    assert (again.status_code, again.get_data()) == (201, first.get_data())
+    assert post(client, "/issues/ANDON-1/events", ack, token, key="a-2").status_code == 409
+
+
+def test_an_event_that_waited_for_another_writer_is_checked_against_its_events(
+        client, token, plant, db_url):
+    """Another writer escalates the issue at minute 10 while an acknowledgement dated minute
+    5 waits for the issue: once it gets it, it must see the escalation and be refused."""
+    post(client, "/issues", issue_body(), token)
+    other = Session(plant)
+    store.escalate(other, "ANDON-1", T0 + timedelta(minutes=10), "QA-01")
+    other.flush()
+    answers = []
+    sender = threading.Thread(target=lambda: answers.append(post(
+        client, "/issues/ANDON-1/events", {"kind": "acknowledged", "at": at(5)}, token)))
+    sender.start()
+    waiting_for_lock(plant, db_url)
+    other.commit()
+    other.close()
+    sender.join()
+    assert answers[0].status_code == 409
+    assert errors_of(answers[0])[0]["field"] == "at"
+    assert "escalated" in errors_of(answers[0])[0]["reason"]
+
+
+def waiting_for_lock(engine, db_url: str) -> None:
+    """Returns once another connection waits for a lock (PostgreSQL), or after a moment (SQLite,
+    whose writers wait in their busy timeout, unseen)."""
+    if not db_url.startswith("postgresql"):
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 10
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            if conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                                 "'Lock' AND datname = current_database()")).scalar():
+                return
+            conn.rollback()
+            time.sleep(0.02)
+    raise AssertionError("no request waited for the lock")
+
+
+def test_a_batch_writes_a_statement_per_table_not_per_item(client, token, plant, db_url):
+    """Issues raised in a batch are found by its later events without being written first:
+    every read comes before the first write, and on PostgreSQL (where each statement is a
+    round trip) all the batch's events go in one INSERT, its issues in one too. SQLite
+    inserts events one by one, each a call inside the process."""
+    post(client, "/issues", issue_body("ANDON-0"), token)
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()[:3]).replace('"', ""))
+
+    items = []
+    for n in (1, 2, 3):
+        items += [{"type": "issue", **issue_body(f"ANDON-{n}")},
+                  {"type": "event", "issue_id": f"ANDON-{n}", "kind": "acknowledged", "at": at(1)},
+                  {"type": "event", "issue_id": f"ANDON-{n}", "kind": "commented", "at": at(2),
+                   "note": "换刀"}]
+    items.append({"type": "event", "issue_id": "ANDON-0", "kind": "acknowledged", "at": at(3)})
+    sa_event.listen(plant, "before_cursor_execute", seen)
+    try:
+        answer = post(client, "/batch", batch(*items), token, key="b-1")
+    finally:
+        sa_event.remove(plant, "before_cursor_execute", seen)
+    assert answer.status_code == 201
+    assert counts(plant)["issue_events"] == 1 + 3 * 3 + 1
+    reads = ["SELECT sla_rules.issue_type, sla_rules.name_zh,", "SELECT locations.code, locations.name,",
+             "SELECT issues.id, issues.issue_type,", "SELECT issue_events.issue_id, issue_events.kind,"]
+    assert statements[1:5] == reads
+    writes = statements[5:]
+    assert not [s for s in writes if s.startswith("SELECT")]
+    if db_url.startswith("postgresql"):
+        assert writes == ["UPDATE issues SET", "INSERT INTO issues", "INSERT INTO issue_events",
+                          "INSERT INTO api_answers"]
+
+
+def test_an_issue_raised_in_a_session_that_rolled_back_is_gone_from_it(plant):
+    """The store finds issues raised earlier in the session without asking the database;
+    after a rollback that issue is not there to find."""
+    with Session(plant) as session:
+        store.raise_issue(session, issue_id="GONE-1", issue_type="quality_anomaly", title="x",
+                          severity="P3", at=T0)
+        store.acknowledge(session, "GONE-1", T0 + timedelta(minutes=1))
+        session.rollback()
+        with pytest.raises(LifecycleError, match="does not exist"):
+            store.acknowledge(session, "GONE-1", T0 + timedelta(minutes=2))
+    assert counts(plant)["issues"] == 0
+
+
+def test_a_single_event_is_one_transaction_of_few_statements(client, token, plant, db_url):
+    """The round trips of an event sent alone, with its key: the token is remembered, the key
+    is claimed by the answer written last, and nothing is read twice."""
+    post(client, "/issues", issue_body(), token)
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()[:3]))
+
+    sa_event.listen(plant, "before_cursor_execute", seen)
+    try:
+        answer = post(client, "/issues/ANDON-1/events", {"kind": "acknowledged", "at": at(1)},
+                      token, key="k-1")
+    finally:
+        sa_event.remove(plant, "before_cursor_execute", seen)
+    assert answer.status_code == 201
+    first = "SET LOCAL lock_timeout" if db_url.startswith("postgresql") else "BEGIN IMMEDIATE"
+    assert [s.split(" ")[0] for s in statements] == [first.split(" ")[0], "SELECT", "SELECT",
+                                                     "UPDATE", "INSERT", "INSERT"]
+    assert statements[0] == first and "api_answers" in statements[-1]
 
 
 def test_a_refused_request_keeps_no_answer_and_an_old_answer_is_forgotten(client, token, plant):

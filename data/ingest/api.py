@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -58,6 +59,7 @@ RETRY_FOR_S = 20.0
 # On PostgreSQL a write waits this long for a lock, then starts over: a row stamped for the
 # wall commits well within FOLLOW_OVERLAP_S.
 LOCK_TIMEOUT = "5s"
+_SET_LOCK_TIMEOUT = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}   # serialization, deadlock, lock timeout
 _PURGE_EVERY = timedelta(minutes=10)
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
@@ -437,7 +439,7 @@ def _transaction(engine: Engine) -> Iterator[Session]:
             # then what the writes build on, and no upgrade from reading to writing fails.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
-            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            conn.exec_driver_sql(_SET_LOCK_TIMEOUT)
         yield session
 
 
@@ -480,6 +482,15 @@ def _refusal(exc: DBAPIError, transient: bool, attempts: int) -> Exception:
     return exc
 
 
+class _Replay(Exception):
+    """The request's Idempotency-Key holds the answer of the same request: its transaction
+    is rolled back and that answer sent again."""
+
+    def __init__(self, response: Response):
+        super().__init__("answered before")
+        self.response = response
+
+
 def _write(token: str, items: list[Item], fingerprint: str, key: str | None,
            received: datetime, *, batch: bool) -> Response:
     engine = _engine()
@@ -489,58 +500,89 @@ def _write(token: str, items: list[Item], fingerprint: str, key: str | None,
             caller = _caller(session, token, received)
             # The events written are credited to the token's source.
             session.info["source"] = caller.source
-            claimed = None
-            if key is not None:
-                stored = _stored_answer(session, caller.source, key, fingerprint, received)
-                if isinstance(stored, Response):
-                    return stored
-                claimed = stored
-            results = _Writer(session, items, batch).write()
+            try:
+                results = _Writer(session, items, batch).write()
+            except Refused:
+                if key is not None:
+                    _replay_if_answered(session, caller.source, key, fingerprint, received)
+                raise
             status = 201 if any(r.get("written", True) for r in results) else 200
-            body = {"items": results} if batch else results[0]
-            if claimed is not None:
-                claimed.status, claimed.body = status, _json(body)
-            return _answer(status, body)
+            body = _json({"items": results} if batch else results[0])
+            if key is not None and not _keep_answer(session, caller.source, key, fingerprint,
+                                                    status, body, received):
+                _replay_if_answered(session, caller.source, key, fingerprint, received)
+                raise Refused(409, [problem(None, "conflicts with writes made at the same "
+                                                  "time; send it again")])
+            return Response(body, status, mimetype="application/json")
 
-    response = _with_retries(attempt)
+    try:
+        response = _with_retries(attempt)
+    except _Replay as replay:
+        response = replay.response
     _purge_expired_answers(engine, received)
     return response
 
 
-def _stored_answer(session: Session, source: str, key: str, fingerprint: str,
-                   received: datetime) -> Response | ApiAnswer:
-    """The answer already given under this key, or the key claimed for this request: a
-    retry sent meanwhile waits on the claim, then finds the answer."""
-    stored = session.get(ApiAnswer, (source, key))
-    if stored is not None and stored.created_at < received - KEEP_ANSWERS:
-        session.delete(stored)
-        session.flush()
-        stored = None
+_ANSWERS = ApiAnswer.__table__
+_answer_inserts: dict[str, object] = {}
+
+
+def _answer_insert(dialect: str):
+    """The answer stored under its key, replacing only an expired one; RETURNING says whether
+    it was stored. Built once per dialect."""
+    if dialect not in _answer_inserts:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(_ANSWERS)
+        _answer_inserts[dialect] = stmt.on_conflict_do_update(
+            index_elements=[_ANSWERS.c.source, _ANSWERS.c.key],
+            set_={name: stmt.excluded[name] for name in ("fingerprint", "status", "body",
+                                                         "created_at")},
+            where=_ANSWERS.c.created_at < bindparam("expired_before", type_=_ANSWERS.c.created_at.type),
+        ).returning(_ANSWERS.c.key)
+    return _answer_inserts[dialect]
+
+
+def _keep_answer(session: Session, source: str, key: str, fingerprint: str, status: int,
+                 body: str, received: datetime) -> bool:
+    """Store the answer under the key as the transaction's last write (the session writes
+    its pending rows before it); False when the key holds a live answer. Two requests with
+    one key at once: the second waits here until the first commits, finds its answer and is
+    rolled back, so only one of them writes."""
+    stored = session.execute(_answer_insert(session.bind.dialect.name), {
+        "source": source, "key": key, "fingerprint": fingerprint, "status": status,
+        "body": body, "created_at": received, "expired_before": received - KEEP_ANSWERS})
+    return stored.first() is not None
+
+
+def _replay_if_answered(session: Session, source: str, key: str, fingerprint: str,
+                        received: datetime) -> None:
+    """Raise the answer kept under the key (_Replay), or a 422 if it answered another request;
+    return when the key holds no live answer."""
+    stored = session.execute(select(_ANSWERS.c.fingerprint, _ANSWERS.c.status, _ANSWERS.c.body,
+                                    _ANSWERS.c.created_at)
+                             .where(_ANSWERS.c.source == source, _ANSWERS.c.key == key,
+                                    _ANSWERS.c.created_at >= received - KEEP_ANSWERS)).first()
     if stored is None:
-        claimed = ApiAnswer(source=source, key=key, fingerprint=fingerprint, status=0, body="",
-                            created_at=received)
-        session.add(claimed)
-        session.flush()
-        return claimed
+        return
     if stored.fingerprint != fingerprint:
         raise Refused(422, [problem("Idempotency-Key", f"already used at "
                                     f"{_site_iso(stored.created_at)} for another request; a new "
                                     "request needs a new key")])
-    return Response(stored.body, stored.status, {"Idempotent-Replayed": "true"},
-                    mimetype="application/json")
+    raise _Replay(Response(stored.body, stored.status, {"Idempotent-Replayed": "true"},
+                           mimetype="application/json"))
 
 
-_purged: dict[str, datetime] = {}
+_purged: dict[object, datetime] = {}
 _purge_lock = threading.Lock()
 
 
 def _purge_expired_answers(engine: Engine, now: datetime) -> None:
     """Forget answers older than KEEP_ANSWERS, at most every ten minutes per process."""
     with _purge_lock:
-        last = _purged.get(str(engine.url))
+        last = _purged.get(engine.url)
         if last is not None and now - last < _PURGE_EVERY:
             return
-        _purged[str(engine.url)] = now
+        _purged[engine.url] = now
     try:
         with engine.begin() as conn:
             conn.execute(delete(ApiAnswer).where(ApiAnswer.created_at < now - KEEP_ANSWERS))
@@ -559,19 +601,15 @@ class _Writer:
         self.events: dict[str, list[tuple[str, datetime, str | None]]] = {}
 
     def write(self) -> list[dict]:
-        """The items' results in their order. New issues are raised first, in one round
-        trip: an event may only name an issue raised before it, and a raise depends on no
-        event, so the outcome is the order's; only which refusal is named first may differ."""
+        """The items' results, each item taken in its order. Issues and events reach the
+        database together when the request's answer is stored, a statement per table and
+        kind of change, not one per item; movements are written here, all in one upsert."""
         self._check_references()
         moves = self._new_moves()
-        raised = {id(item): self._raise(item) for item in self._of_type("issue")}
-        # The issues' rows are written now, so that their events find them in the session;
-        # the events are written together when the transaction ends.
-        self.session.flush()
         results = []
         for item in self.items:
             if item.type == "issue":
-                results.append(raised[id(item)])
+                results.append(self._raise(item))
             elif item.type == "event":
                 results.append(self._event(item))
             else:
@@ -596,7 +634,7 @@ class _Writer:
                     wanted.setdefault(f.refers_to, set()).add(item.values[f.name])
         # Whole rows, held until the request ends: the store finds them in the session
         # instead of asking the database again.
-        self.reference = {model: self.session.scalars(select(model).where(_key(model).in_(codes))).all()
+        self.reference = {model: self.session.scalars(_REFERENCE_ROWS[model], {"codes": sorted(codes)}).all()
                           for model, codes in wanted.items()}
         known = {model: {getattr(row, _key(model).name) for row in rows}
                  for model, rows in self.reference.items()}
@@ -624,19 +662,20 @@ class _Writer:
             raise Refused(404 if single_path else 422, problems)
 
     def _lock_issues(self, issue_ids: list[str]) -> None:
-        """The issues the request names that exist, with their events, in one round trip;
-        the issues are locked until the request ends (in one order, by id, so that two
-        requests never wait on each other)."""
-        rows = self.session.execute(
-            select(Issue, IssueEvent.kind, IssueEvent.at, IssueEvent.department_code)
-            .outerjoin(IssueEvent, IssueEvent.issue_id == Issue.id)
-            .where(Issue.id.in_(issue_ids))
-            .order_by(Issue.id, IssueEvent.at, IssueEvent.id).with_for_update(of=Issue))
-        for issue, kind, at, department in rows:
-            self.issues[issue.id] = issue
-            events = self.events.setdefault(issue.id, [])
-            if kind is not None:
-                events.append((kind, at, department))
+        """The issues the request names that exist, locked until the request ends (in one
+        order, by id, so that two requests never wait on each other), then the events of
+        those it adds events to. Two statements: on PostgreSQL a statement that waited for a
+        lock sees the locked row as the writer before it left it, but any other table as it
+        was when the statement began, so events read with the lock could miss the ones that
+        writer added."""
+        self.issues = {issue.id: issue for issue in self.session.scalars(_ISSUES_LOCKED,
+                                                                         {"ids": issue_ids})}
+        followed = sorted({item.values["issue_id"] for item in self._of_type("event")}
+                          & self.issues.keys())
+        if followed:
+            for issue_id, kind, at, department in self.session.execute(_EVENTS_OF,
+                                                                       {"ids": followed}):
+                self.events.setdefault(issue_id, []).append((kind, at, department))
 
     def _new_moves(self) -> dict[str, dict]:
         """The movements to write: one already recorded with the same values is not written
@@ -708,6 +747,16 @@ class _Writer:
         return {"type": "event", "issue_id": issue.id, "kind": kind, "at": _site_iso(at),
                 "status": issue.status, "owner_department_code": issue.owner_department_code}
 
+
+# The statements of every request, built once: building and keying one costs more than
+# running it.
+_REFERENCE_ROWS = {model: select(model).where(_key(model).in_(bindparam("codes", expanding=True)))
+                   for model in (SlaRule, Location, Department, Material)}
+_ISSUES_LOCKED = (select(Issue).where(Issue.id.in_(bindparam("ids", expanding=True)))
+                  .order_by(Issue.id).with_for_update())
+_EVENTS_OF = (select(IssueEvent.issue_id, IssueEvent.kind, IssueEvent.at, IssueEvent.department_code)
+              .where(IssueEvent.issue_id.in_(bindparam("ids", expanding=True)))
+              .order_by(IssueEvent.issue_id, IssueEvent.at, IssueEvent.id))
 
 _RECORD: dict[str, Callable[[Session, str, datetime, dict], Issue]] = {
     "acknowledged": lambda s, i, at, v: store.acknowledge(s, i, at, v.get("actor")),

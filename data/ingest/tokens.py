@@ -1,14 +1,21 @@
 """API tokens: one or more per source (an andon box, a MES, a script), shown once, kept hashed.
 
 A token is `fl_` and 43 random URL-safe characters (secrets.token_urlsafe(32), 256 bits); the
-database keeps only its sha256, so a copy of the database lets nobody write as a source.
-A revoked token is refused from the next request on; the last use is recorded to the minute.
+database keeps only its sha256, so a copy of the database lets nobody write as a source. A
+slow password hash (a KDF) would add nothing: it exists to make guessing a low-entropy
+password expensive, and 2**256 guesses are out of reach at any speed. One sha256 costs a
+microsecond, so every request can be checked.
+
+Each process remembers a token it found for CACHE_FOR_S seconds: a request then reads no
+token row. A token revoked by `token revoke` is refused by every server within that time (at
+once by the process that revoked it); the last use is recorded to the minute.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +33,9 @@ SOURCE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The last use is written at most this often per token: every request would otherwise be a
 # write to one row that all of a source's requests wait on.
 LAST_USE_EVERY = timedelta(minutes=1)
+# How long a process trusts a token it found without reading its row again: the longest a
+# revoked token is still taken by another process.
+CACHE_FOR_S = 5.0
 
 
 class TokenError(ValueError):
@@ -37,6 +47,20 @@ class Caller:
     """Who sent a request: the token's id and its source."""
     token_id: int
     source: str
+
+
+@dataclass
+class _Known:
+    """A token found in the database: whom it names, until when that is trusted (monotonic
+    seconds), and when this process last recorded its use."""
+    caller: Caller
+    until: float
+    last_used_at: datetime | None
+
+
+# (database URL, digest) -> what this process knows of the token.
+_known: dict[tuple, _Known] = {}
+_clock = time.monotonic
 
 
 def digest(token: str) -> str:
@@ -75,21 +99,31 @@ def revoke(engine: Engine, name_or_id: str) -> int:
         found = conn.execute(select(ApiToken.id).where(which)).scalars().all()
         if not found:
             raise TokenError(f"no token with id or source {name_or_id!r} (see `token list`)")
-        return conn.execute(update(ApiToken).where(which, ApiToken.revoked_at.is_(None))
-                            .values(revoked_at=timezones.utc_now())).rowcount
+        revoked = conn.execute(update(ApiToken).where(which, ApiToken.revoked_at.is_(None))
+                               .values(revoked_at=timezones.utc_now())).rowcount
+    _known.clear()
+    return revoked
 
 
 def authenticate(conn: Connection, token: str, now: datetime) -> Caller | None:
-    """The caller a token names, or None for an unknown or revoked one, read in the caller's
-    transaction; its use is recorded there too, at most once a minute."""
-    row = conn.execute(select(ApiToken.id, ApiToken.source, ApiToken.last_used_at)
-                       .where(ApiToken.token_sha256 == digest(token),
-                              ApiToken.revoked_at.is_(None))).first()
-    if row is None:
-        return None
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USE_EVERY:
+    """The caller a token names, or None for an unknown or revoked one: remembered for
+    CACHE_FOR_S, else read in the caller's transaction. Its use is recorded there too, at
+    most once a minute per process."""
+    key = (conn.engine.url, digest(token))
+    known = _known.get(key)
+    if known is None or known.until <= _clock():
+        row = conn.execute(select(ApiToken.id, ApiToken.source, ApiToken.last_used_at)
+                           .where(ApiToken.token_sha256 == key[1],
+                                  ApiToken.revoked_at.is_(None))).first()
+        if row is None:
+            _known.pop(key, None)
+            return None
+        known = _Known(Caller(row.id, row.source), _clock() + CACHE_FOR_S, row.last_used_at)
+        _known[key] = known
+    if known.last_used_at is None or now - known.last_used_at >= LAST_USE_EVERY:
         conn.execute(update(ApiToken).where(
-            ApiToken.id == row.id,
+            ApiToken.id == known.caller.token_id,
             or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USE_EVERY))
             .values(last_used_at=now))
-    return Caller(row.id, row.source)
+        known.last_used_at = now
+    return known.caller
