@@ -23,8 +23,8 @@ reason to refuse the log (docs/import.md, "Event logs"):
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from data import lifecycle
 from data.lifecycle import ACTIVE, IssueState
@@ -33,8 +33,7 @@ _TICK = timedelta(microseconds=1)
 _FINISHED = ("resolved", "closed")
 
 
-@dataclass(frozen=True)
-class LogRow:
+class LogRow(NamedTuple):
     """One update of a case, as the mapping read it. `at` is an aware UTC instant; `meaning`
     one of mapping.STATE_MEANINGS; `department` None when the row names none."""
     number: int
@@ -71,13 +70,18 @@ class Summary(Counter):
     """What the log held and how each oddity was treated, as counts (SUMMARY_WORDS)."""
 
 
+def log_order(row: LogRow) -> tuple:
+    """Where an update stands in its case: the order column, then the time, then the file."""
+    return (row.order if row.order is not None else 0, row.at, row.number)
+
+
 def derive(case: str, rows: list[LogRow], no_department: str | None,
            summary: Summary) -> tuple[list[dict], IssueState]:
     """The case's events (contract rows of issue_events without issue_id) and its state.
 
     Raises ValueError when the case names no department and no `no_department` is given.
     """
-    ordered = sorted(rows, key=lambda r: (r.order if r.order is not None else 0, r.at, r.number))
+    ordered = sorted(rows, key=log_order)
     if len({r.order for r in ordered}) < len(ordered) and ordered[0].order is not None:
         summary["order_ties"] += len(ordered) - len({r.order for r in ordered})
     first_department = next((r.department for r in ordered if r.department), None)
@@ -109,6 +113,19 @@ def derive(case: str, rows: list[LogRow], no_department: str | None,
     return events, lifecycle.state_from_events(events, recorded=True)
 
 
+# The life cycle's answers met so far, (status, event, acknowledged) -> status after: a log
+# asks the same few questions for every case. A refusal is not kept, so it is raised each time.
+_TRANSITIONS: dict[tuple, str] = {}
+
+
+def _next_status(case: str, status: str | None, kind: str, acknowledged: bool) -> str:
+    after = _TRANSITIONS.get((status, kind, acknowledged))
+    if after is None:
+        after = _TRANSITIONS[status, kind, acknowledged] = lifecycle.next_status(
+            case, status, kind, acknowledged=acknowledged)
+    return after
+
+
 class _Walk:
     """The case's status as its updates are read, emitting the events the changes make."""
 
@@ -129,8 +146,7 @@ class _Walk:
                 at = self.last_at + _TICK
         else:
             self.last_at = at
-        self.status = lifecycle.next_status(self.case, self.status, kind,
-                                            acknowledged=self.acknowledged) \
+        self.status = _next_status(self.case, self.status, kind, self.acknowledged) \
             if not (kind == "closed" and self.status in ACTIVE) else "closed"
         self.acknowledged = self.acknowledged or kind == "acknowledged"
         self.holder = department

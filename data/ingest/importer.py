@@ -11,7 +11,7 @@ A file goes through these steps, each a module of its own:
 3. check (data/ingest/fields.py, the rulebook the ingest API shares): every value, every row,
    no key twice in the file; for an event log, each case's rows become an issue and its
    events (data/ingest/event_log.py);
-4. write: batches of idempotent upserts (data.store.upsert_rows) inside one transaction,
+4. write: batches of idempotent upserts (data.store.upsert_many) inside one transaction,
    which commits only when no problem was found (or, with `skip_invalid`, with the good rows
    while the bad ones go to a rejects file).
 
@@ -20,6 +20,8 @@ Every problem is collected (the first SHOWN_PROBLEMS listed, all counted), not o
 from __future__ import annotations
 
 import csv
+import queue
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +43,11 @@ __all__ = ["FORMATS", "ImportRejected", "ImportResult", "MappingError", "TABLES"
 
 TABLES = (*FORMATS, EVENT_LOG)
 # Rows held before a batch is written; bounds the memory of an import whatever its size.
-_BATCH_ROWS = 5000
+_BATCH_ROWS = 10_000
+# Distinct cells of one column of an event log whose reading is kept; bounds that memory.
+_MEMO_CELLS = 32_768
+_EVENT_COLUMNS = ("issue_id", "at", "kind", "department_code", "actor", "note")
+_ISSUE_COLUMNS = tuple(f.name for f in FORMATS["issues"].fields)
 # The key column of each table a mapping may add rows to.
 _KEY = {"departments": "code", "locations": "code", "materials": "code",
         "sla_rules": "issue_type", "people": "id"}
@@ -102,6 +108,58 @@ def default_rejects(path: Path) -> Path:
     return Path.cwd() / f"{name}.rejects.csv"
 
 
+class _Writer:
+    """Writes an import's batches in its transaction. On PostgreSQL, whose work happens in a
+    process of its own, on a thread of its own, while the next batch is read and checked:
+    the database works on the second core meanwhile. One batch waits at most, so memory stays
+    bounded; a failed write fails the import at its next batch, or at the end, and the thread
+    has stopped before the transaction ends. SQLite works inside this process, under the
+    interpreter's lock: there a second thread would only wait for the first, so it writes
+    in turn."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.batches: queue.Queue = queue.Queue(maxsize=1)
+        self.failure: BaseException | None = None
+        self.thread = (threading.Thread(target=self._run, name="import-writer", daemon=True)
+                       if conn.dialect.name == "postgresql" else None)
+
+    def __enter__(self) -> "_Writer":
+        if self.thread is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if self.thread is None:
+            return
+        self.batches.put(None)
+        self.thread.join()
+        if error is None and self.failure is not None:
+            raise self.failure
+
+    def write(self, batch: list[tuple]) -> None:
+        """(model, columns, rows, statistics) per table, in the order they are written."""
+        if self.thread is None:
+            self._write(batch)
+            return
+        if self.failure is not None:
+            raise self.failure
+        self.batches.put(batch)
+
+    def _write(self, batch: list[tuple]) -> None:
+        for model, columns, rows, statistics in batch:
+            store.upsert_many(self.conn, model, columns, rows, statistics=statistics)
+
+    def _run(self) -> None:
+        while (batch := self.batches.get()) is not None:
+            if self.failure is not None:
+                continue
+            try:
+                self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the importing thread
+                self.failure = exc
+
+
 class _Growing(set):
     """Keys that exist, growing by the rows a mapping creates for each new code it meets."""
 
@@ -138,10 +196,11 @@ class _Import:
         self.problem_count = 0
         self.skipped = 0
         self.sheet_name: str | None = None
-        self.pending: dict[str, list[dict]] = {t: [] for t in _WRITE_ORDER}
+        self.pending: dict[str, list[tuple]] = {t: [] for t in _WRITE_ORDER}
+        self.pending_columns: dict[str, tuple[str, ...]] = {}
         self.pending_rows = 0
         self.written: dict[str, int] = {t: 0 for t in _WRITE_ORDER}
-        self.conn: Connection | None = None
+        self.writer: _Writer | None = None
         self.now = timezones.utc_now()
         self.future = 0
 
@@ -206,21 +265,36 @@ class _Import:
     # -- writing --
 
     def add_row(self, table: str, values: dict) -> None:
+        """A checked row (values by column; every row of a table has the same columns)."""
         if self.problem_count and not self.skip_invalid:
             return
-        self.pending[table].append(values)
+        columns = self.pending_columns.setdefault(table, tuple(values))
+        self.pending[table].append(tuple([values[c] for c in columns]))
         self.pending_rows += 1
-        if self.pending_rows >= _BATCH_ROWS and self.conn is not None:
+        if self.pending_rows >= _BATCH_ROWS and self.writer is not None:
+            self.flush(final=False)
+
+    def add_rows(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        """Checked rows as tuples in the order of `columns`."""
+        if self.problem_count and not self.skip_invalid:
+            return
+        self.pending_columns.setdefault(table, columns)
+        self.pending[table] += rows
+        self.pending_rows += len(rows)
+        if self.pending_rows >= _BATCH_ROWS and self.writer is not None:
             self.flush(final=False)
 
     def flush(self, final: bool) -> None:
+        batch = []
         for table in _WRITE_ORDER:
             rows = self.pending[table]
             if rows or (final and self.written[table]):
-                store.upsert_rows(self.conn, CANONICAL_TABLES[table], rows, statistics=final)
+                batch.append((CANONICAL_TABLES[table], self.pending_columns[table], rows, final))
                 self.written[table] += len(rows)
                 self.pending[table] = []
         self.pending_rows = 0
+        if batch:
+            self.writer.write(batch)
 
     def note_future(self, values: Iterable) -> None:
         for value in values:
@@ -237,13 +311,13 @@ class _Import:
             with reading.open_sheet(self.path, options, wanted) as sheet:
                 self.sheet_name = sheet.sheet
                 self.check_header(sheet)
-                with self.engine.begin() as conn:
-                    self.conn = conn
+                with (self.engine.connect() as conn, store.bulk_writing(conn), conn.begin(),
+                      _Writer(conn) as self.writer):
                     self.flush(final=False)
                     count = 0
-                    for number, record, problems in sheet.rows:
-                        self.row(number, record, problems, sheet.columns)
-                        count += 1
+                    for block in sheet.blocks:
+                        self.block(block, sheet.columns)
+                        count += len(block.numbers)
                         self.progress.update(count, sheet.read_fraction())
                     self.end()
                     if self.problem_count and not self.skip_invalid:
@@ -271,6 +345,10 @@ class _Import:
                                     f"are {', '.join(sheet.columns)}", self.sheet_name)
                         for key, column in missing]
             raise ImportRejected(problems)
+
+    def block(self, block: reading.Block, columns: tuple[str, ...]) -> None:
+        for number, record, problems in block.rows():
+            self.row(number, record, problems, columns)
 
     def row(self, number: int, record: dict, problems: list[Problem], columns: tuple[str, ...]) -> None:
         raise NotImplementedError
@@ -358,7 +436,11 @@ class _TableImport(_Import):
 
 
 class _LogImport(_Import):
-    """An event log: each case's rows, read in the log's order, become an issue and its events."""
+    """An event log: each case's rows, read in the log's order, become an issue and its events.
+
+    A block's columns are converted a column at a time, each distinct cell once (a log repeats
+    its cases, times, states and groups); its rows are then taken in the file's order, so that
+    problems, rejects and the rows a mapping creates come in the order of the file."""
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -366,13 +448,27 @@ class _LogImport(_Import):
         self.summary = event_log.Summary()
         self.case: str | None = None
         self.case_rows: list[event_log.LogRow] = []
-        self.case_records: list[tuple[int, dict]] = []
+        self.case_cells: list[tuple[reading.Block, int]] = []
         self.done: set[str] = set()
         self.issues = 0
         self.department = fields.Field("department_code", refers_to="departments")
         self.departments_seen: set[str] = set()
-        self.actor_length = fields.LENGTHS["issue_events"]["actor"]
         self.columns: tuple[str, ...] = ()
+        self.converted: dict[str, dict] = {}
+        self.unusable: dict[str, set] = {}
+        log, ids = self.log, fields.LENGTHS["issues"]["id"]
+        actors = fields.LENGTHS["issue_events"]["actor"]
+        # What each row gives, in the order a row's problems are listed.
+        self.reads = (
+            ("case", log.case, lambda rule, record: self.text(rule, record, True, ids)),
+            ("at", log.at, lambda rule, record: self.instant(rule, record, True)),
+            ("opened_at", log.opened_at, self.instant),
+            ("order", log.order, self.number),
+            ("state", log.state, self.meaning),
+            ("department", log.department, self.text),
+            ("actor", log.actor, lambda rule, record: self.text(rule, record, False, actors)),
+            ("cause", log.cause, self.text),
+        )
 
     def targets(self) -> set[str]:
         return {"departments", "sla_rules", "locations"}
@@ -380,6 +476,9 @@ class _LogImport(_Import):
     def check_header(self, sheet: reading.Sheet) -> None:
         super().check_header(sheet)
         self.columns = sheet.columns
+        # The cells the issue's own columns are read from (those of the case's last update).
+        self.issue_sources = {name for rule in self.mapping.columns.values() for name in rule.sources()
+                              if name in sheet.columns}
         for f in FORMATS["issues"].fields:
             if f.required and f.name not in LOG_DECIDES and f.name not in self.mapping.columns:
                 raise MappingError(self.mapping.file, f"columns.{f.name}",
@@ -388,94 +487,148 @@ class _LogImport(_Import):
     def named(self, rule: ColumnRule) -> str:
         return rule.column or rule.key
 
-    def text(self, rule: ColumnRule | None, record: dict, problems: list[Problem],
-             required: bool = False, length: int | None = None) -> str | None:
-        if rule is None:
-            return None
+    # -- one cell (or the cells a template names) to a value, or the Problem it has --
+
+    def text(self, rule: ColumnRule, record: dict, required: bool = False,
+             length: int | None = None) -> str | Problem | None:
         raw = rule.raw(record, self.mapping.empty)
         if raw is None:
-            if required:
-                problems.append(Problem(self.named(rule), None, "a value is required"))
-            return None
+            return Problem(self.named(rule), None, "a value is required") if required else None
         if raw.__class__ is str:
             value = raw  # read as text: NUL and length already checked by the reader
         else:
             try:
                 value = fields.text(raw)
             except fields.CellError as exc:
-                problems.append(Problem(self.named(rule), raw, str(exc)))
-                return None
+                return Problem(self.named(rule), raw, str(exc))
         if length is not None and len(value) > length:
-            problems.append(Problem(self.named(rule), raw, f"longer than {length} characters ({len(value)})"))
-            return None
+            return Problem(self.named(rule), raw, f"longer than {length} characters ({len(value)})")
         return value
 
-    def instant(self, rule: ColumnRule | None, record: dict, problems: list[Problem],
-                required: bool = False) -> datetime | None:
-        if rule is None:
-            return None
+    def instant(self, rule: ColumnRule, record: dict, required: bool = False) -> datetime | Problem | None:
         try:
             raw = self.mapping.instant(rule, record)
             if raw is None:
-                if required:
-                    problems.append(Problem(self.named(rule), None, "a value is required"))
-                return None
+                return Problem(self.named(rule), None, "a value is required") if required else None
             return fields.instant(raw, self.rules)
         except fields.CellError as exc:
-            problems.append(Problem(self.named(rule), record.get(rule.column), str(exc)))
-            return None
+            return Problem(self.named(rule), record.get(rule.column), str(exc))
 
-    def row(self, number: int, record: dict, problems: list[Problem], columns: tuple[str, ...]) -> None:
-        log = self.log
-        found = list(problems)
-        case = self.text(log.case, record, found, required=True, length=fields.LENGTHS["issues"]["id"])
-        at = self.instant(log.at, record, found, required=True)
-        opened = self.instant(log.opened_at, record, found)
-        order = None
-        if log.order is not None:
-            raw = log.order.raw(record, self.mapping.empty)
-            try:
-                order = None if raw is None else fields.number(raw)
-            except fields.CellError as exc:
-                found.append(Problem(self.named(log.order), raw, str(exc)))
-        state = self.text(log.state, record, found, required=True)
-        meaning = None
-        if state is not None:
-            meaning = log.states.get(state)
-            if meaning is None:
-                found.append(Problem(self.named(log.state), state,
-                                     f"{state!r} is not in the mapping's event_log.states; map it "
-                                     "(to ignore, if it means nothing)"))
-        department = self.text(log.department, record, found)
-        if department is not None and department not in self.departments_seen:
-            try:
-                department = fields.check_value("issue_events", self.department, department, self.rules)
-                self.departments_seen.add(department)
-            except fields.CellError as exc:
-                found.append(Problem(self.named(log.department), department, str(exc)))
-        actor = self.text(log.actor, record, found, length=self.actor_length)
-        cause = self.text(log.cause, record, found)
+    def number(self, rule: ColumnRule, record: dict) -> float | Problem | None:
+        raw = rule.raw(record, self.mapping.empty)
+        try:
+            return None if raw is None else fields.number(raw)
+        except fields.CellError as exc:
+            return Problem(self.named(rule), raw, str(exc))
+
+    def meaning(self, rule: ColumnRule, record: dict) -> str | Problem:
+        state = self.text(rule, record, required=True)
+        if state.__class__ is Problem:
+            return state
+        meaning = self.log.states.get(state)
+        if meaning is None:
+            return Problem(self.named(rule), state, f"{state!r} is not in the mapping's "
+                                                    "event_log.states; map it (to ignore, if it means nothing)")
+        return meaning
+
+    def converted_column(self, name: str, rule: ColumnRule | None, read,
+                         block: reading.Block) -> tuple[list, bool]:
+        """read(rule, cells) of every row of the block, each distinct cell (or combination of
+        the cells a template names) read once; and whether any of them is a Problem."""
+        n = len(block.numbers)
+        if rule is None:
+            return [None] * n, False
+        sources = rule.sources()
+        cells = [block.columns.get(source) or [None] * n for source in sources]
+        if len(cells) == 1:
+            keys = cells[0] if block.text_only else [(c.__class__, c) for c in cells[0]]
+        else:  # a template's cells, or none (a fixed value)
+            keys = (list(zip(*cells)) if block.text_only else
+                    [tuple((c.__class__, c) for c in row) for row in zip(*cells)]) if cells else [()] * n
+        memo = self.converted.setdefault(name, {})
+        unusable = self.unusable.setdefault(name, set())
+        if len(memo) > _MEMO_CELLS:
+            memo.clear()
+            unusable.clear()
+        distinct = set(keys)
+        missing = distinct.difference(memo)
+        if missing and (rule.rewrite is not None or rule.values):
+            # In the file's order: the mapping notes the text each code it makes came from.
+            missing = [key for key in dict.fromkeys(keys) if key in missing]
+        for key in missing:
+            parts = (key,) if len(sources) == 1 else key
+            if not block.text_only:
+                parts = [cell for _, cell in parts]
+            value = memo[key] = read(rule, dict(zip(sources, parts)))
+            if value.__class__ is Problem:
+                unusable.add(key)
+        return list(map(memo.__getitem__, keys)), not unusable.isdisjoint(distinct)
+
+    # -- the rows --
+
+    def block(self, block: reading.Block, columns: tuple[str, ...]) -> None:
+        checked = set(block.problems)
+        values = []
+        for name, rule, read in self.reads:
+            column, unusable = self.converted_column(name, rule, read, block)
+            if unusable:
+                checked.update(k for k, v in enumerate(column) if v.__class__ is Problem)
+            values.append(column)
+        seen = self.departments_seen
+        append_row, append_cell = self.case_rows.append, self.case_cells.append
+        LogRow = event_log.LogRow
+        for k, number, case, at, opened, order, meaning, department, actor, cause in zip(
+                range(len(block.numbers)), block.numbers, *values):
+            if k in checked or (department is not None and department not in seen):
+                self.checked_row(block, k, (case, at, opened, order, meaning, department, actor, cause))
+                append_row, append_cell = self.case_rows.append, self.case_cells.append
+                continue
+            if case != self.case:
+                self.next_case(case, number)
+                append_row, append_cell = self.case_rows.append, self.case_cells.append
+            append_row(LogRow(number, order, at, meaning, department, actor, cause, opened))
+            append_cell((block, k))
+
+    def checked_row(self, block: reading.Block, k: int, values: tuple) -> None:
+        """A row with a problem, or a department not met before (which a mapping may create)."""
+        number = block.numbers[k]
+        found = list(block.problems.get(k, ()))
+        values = list(values)
+        for i in range(len(values)):
+            if values[i].__class__ is Problem:
+                found.append(values[i])
+                values[i] = None
+            if i == 5 and values[5] is not None and values[5] not in self.departments_seen:
+                try:
+                    values[5] = fields.check_value("issue_events", self.department, values[5], self.rules)
+                    self.departments_seen.add(values[5])
+                except fields.CellError as exc:
+                    found.append(Problem(self.named(self.log.department), values[5], str(exc)))
+        case, at, opened, order, meaning, department, actor, cause = values
         if case is not None and case != self.case:
-            self.end()
-            if case in self.done:
-                raise refuse(self.file, f"the rows of case {case!r} are not together: it appeared "
-                                        "earlier in the file; sort the log by case (any order within "
-                                        "a case) and import it again", row=number,
-                             column=self.named(log.case), sheet=self.sheet_name)
-            self.case = case
-            self.done.add(case)
+            self.next_case(case, number)
         if found:
             for p in found:
                 self.problem(number, p.field, p.value, p.reason)
-            self.reject(number, record, columns, [f"{p.field}: {p.reason}" for p in found])
+            self.reject(number, block.record(k), self.columns, [f"{p.field}: {p.reason}" for p in found])
             return
         self.case_rows.append(event_log.LogRow(number, order, at, meaning, department, actor, cause, opened))
-        self.case_records.append((number, record))
+        self.case_cells.append((block, k))
+
+    def next_case(self, case: str, number: int) -> None:
+        self.end()
+        if case in self.done:
+            raise refuse(self.file, f"the rows of case {case!r} are not together: it appeared "
+                                    "earlier in the file; sort the log by case (any order within "
+                                    "a case) and import it again", row=number,
+                         column=self.named(self.log.case), sheet=self.sheet_name)
+        self.case = case
+        self.done.add(case)
 
     def end(self) -> None:
         """The case read so far becomes an issue and its events."""
-        rows, records, case = self.case_rows, self.case_records, self.case
-        self.case_rows, self.case_records = [], []
+        rows, cells, case = self.case_rows, self.case_cells, self.case
+        self.case_rows, self.case_cells = [], []
         if not rows:
             return
         found: list[Problem] = []
@@ -484,32 +637,33 @@ class _LogImport(_Import):
         except (ValueError, LifecycleError) as exc:
             events, state = [], None
             found.append(Problem(self.named(self.log.case), case, f"case {case}: {exc}"))
-        last = max(rows, key=lambda r: (r.order if r.order is not None else 0, r.at, r.number))
+        last = max(rows, key=event_log.log_order)
         number = last.number
         if state is not None:
-            record = next(rec for n, rec in records if n == number)
-            raw, mapped = self.mapping.translate(record)
+            block, k = cells[rows.index(last)]
+            raw, mapped = self.mapping.translate({name: block.columns[name][k] for name in self.issue_sources})
             found += [p._replace(field=self.mapping.source_of(p.field)) for p in mapped]
             raw.update(id=case, raised_at=events[0]["at"], owner_department_code=state.owner_department_code,
                        acknowledged_at=state.acknowledged_at, resolved_at=state.resolved_at,
                        closed_at=state.closed_at, status=state.status, cause=state.cause)
-            values, checked = fields.check_row("issues", raw, self.rules,
-                                               columns=[f.name for f in FORMATS["issues"].fields])
+            values, checked = fields.check_row("issues", raw, self.rules, columns=_ISSUE_COLUMNS)
             found += [p._replace(field=self.mapping.source_of(p.field) if p.field else p.field)
                       for p in checked if p.field not in {m.field for m in mapped}]
         if found:
             for p in found:
                 self.problem(number, p.field, p.value, f"case {case}: {p.reason}"
                              if not p.reason.startswith("case ") else p.reason)
-            for n, record in records:
-                self.reject(n, record, self.columns, [f"case {case}: {p.field}: {p.reason}" for p in found])
+            for block, k in cells:
+                self.reject(block.numbers[k], block.record(k), self.columns,
+                            [f"case {case}: {p.field}: {p.reason}" for p in found])
             return
         self.issues += 1
         self.add_row("issues", values)
-        # Events are made of values checked above (instants, departments, texts).
-        for event in events:
-            self.note_future((event["at"],))
-            self.add_row("issue_events", {"issue_id": case, **event})
+        # Events are made of values checked above (instants, departments, texts), in time order.
+        if fields.future(events[-1]["at"], self.now):
+            self.future += sum(fields.future(e["at"], self.now) for e in events)
+        self.add_rows("issue_events", _EVENT_COLUMNS,
+                      [(case, e["at"], e["kind"], e["department_code"], e["actor"], e["note"]) for e in events])
 
     def result(self) -> ImportResult:
         summary = dict(self.summary)

@@ -11,6 +11,7 @@ import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping as MappingType
 
@@ -131,7 +132,7 @@ class ColumnRule:
         if self.column is not None:
             return [self.column]
         if self.template is not None:
-            return re.findall(r"\{([^{}]+)\}", self.template)
+            return list(_names_in(self.template))
         return []
 
     def raw(self, record: MappingType[str, object], empty: frozenset) -> object:
@@ -203,6 +204,16 @@ class ColumnRule:
             raise fields.CellError(f"not a date/time in the format "
                                    f"{' or '.join(repr(f.text) for f in formats)}: {show(raw)}")
         return raw
+
+
+@lru_cache(maxsize=None)
+def _names_in(template: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"\{([^{}]+)\}", template))
+
+
+@lru_cache(maxsize=None)
+def _instant_columns(table: str) -> frozenset[str]:
+    return frozenset(f.name for f in FORMATS[table].fields if f.parse is fields.instant)
 
 
 def _number(raw: object) -> float | None:
@@ -367,8 +378,7 @@ class Mapping:
 
     def instants(self) -> frozenset[str]:
         """The canonical columns that hold instants."""
-        table = self.table if self.table != EVENT_LOG else "issues"
-        return frozenset(f.name for f in FORMATS[table].fields if f.parse is fields.instant)
+        return _instant_columns(self.table if self.table != EVENT_LOG else "issues")
 
     def instant(self, rule: ColumnRule, record: MappingType[str, object]) -> object:
         return rule.instant(rule.raw(record, self.empty), self.date_formats)

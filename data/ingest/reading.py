@@ -1,10 +1,10 @@
 """Reading a file into rows of cells, streamed, with every size capped before it can hurt.
 
-A file becomes a `Sheet`: its column names and an iterator of its non-empty rows, each with
-the row number a spreadsheet shows (the header is row 1) and the problems of its cells that
-no column check could see (a NUL character, a cell over MAX_CELL_CHARS, an Excel error cell,
-a formula without the value Excel saved). Rows are read one at a time: memory does not grow
-with the file (bounds in docs/import.md, "Limits").
+A file becomes a `Sheet`: its column names and its non-empty rows in blocks of BLOCK_ROWS,
+column by column, each row with the row number a spreadsheet shows (the header is row 1) and
+the problems of its cells that no column check could see (a NUL character, a cell over
+MAX_CELL_CHARS, an Excel error cell, a formula without the value Excel saved). A block at a
+time is held: memory does not grow with the file (bounds in docs/import.md, "Limits").
 
 - CSV, plain or gzip-compressed (`.csv.gz`, or gzip bytes under any name), in the encoding
   the mapping names (default UTF-8 with or without BOM; GBK text that happens to be valid
@@ -23,6 +23,7 @@ import warnings
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -32,7 +33,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
 
 from data.ingest.fields import MAX_CELL_CHARS, Problem, show
-from data.ingest.problems import refuse
+from data.ingest.problems import ImportRejected, refuse
 
 # A CSV cell longer than this stops reading (the row is named, the column cannot be);
 # between MAX_CELL_CHARS and this, the cell is a problem of its row and column.
@@ -44,6 +45,10 @@ MAX_XLSX_ROWS = 1_048_576
 MAX_XLSX_UNPACKED = 512 * 1024 * 1024
 # The shared strings are held in memory whole by every XLSX reader: their part is capped.
 MAX_SHARED_STRINGS = 32 * 1024 * 1024
+
+# Rows read, checked and converted together (a Block): enough that a column of a block is
+# converted at the speed of the language's own loops, few enough to hold lightly.
+BLOCK_ROWS = 4096
 
 csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
 
@@ -61,14 +66,44 @@ Row = tuple[int, dict[str, object], list[Problem]]
 
 
 @dataclass
+class Block:
+    """Consecutive non-empty rows of a sheet (at most BLOCK_ROWS), column by column: an import
+    converts a column of a block at once, each distinct value once, which is what makes a large
+    file quick."""
+    numbers: Sequence[int]
+    """The row number of each row, as a spreadsheet shows it."""
+    columns: dict[str, list]
+    """The cells of each wanted column, trimmed; None for an empty cell."""
+    problems: dict[int, list[Problem]]
+    """The problems of cells no column check sees, by index of their row in the block."""
+    text_only: bool = True
+    """Every cell is text or None (a CSV): a cell is known by its value alone."""
+
+    def record(self, k: int) -> dict[str, object]:
+        """The cells of row `k` of the block, by column."""
+        return {name: cells[k] for name, cells in self.columns.items()}
+
+    def rows(self) -> Iterator[Row]:
+        problems = self.problems
+        for k, number in enumerate(self.numbers):
+            yield number, self.record(k), list(problems.get(k, ()))
+
+
+@dataclass
 class Sheet:
-    """A file's column names and its non-empty rows: (row number, cells by column, problems)."""
+    """A file's column names and its non-empty rows, in blocks."""
     file: str
     sheet: str | None
     columns: tuple[str, ...]
-    rows: Iterator[Row]
+    blocks: Iterator[Block]
     read_fraction: Callable[[], float | None] = field(default=lambda: None)
     """How much of the file has been read (0..1), for progress; None when unknown."""
+
+    @property
+    def rows(self) -> Iterator[Row]:
+        """The non-empty rows one at a time: (row number, cells by column, problems)."""
+        for block in self.blocks:
+            yield from block.rows()
 
 
 def is_csv(path: Path) -> bool:
@@ -87,7 +122,7 @@ def open_sheet(path: Path, options: ReadOptions = ReadOptions(),
             yield sheet
     elif is_csv(path):
         with path.open("rb") as raw:
-            binary = gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
+            binary = _Watched(gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw)
             size = path.stat().st_size or 1
             yield _csv_sheet(file, binary, options, lambda: min(raw.tell() / size, 1.0), wanted)
     else:
@@ -96,36 +131,41 @@ def open_sheet(path: Path, options: ReadOptions = ReadOptions(),
 
 # ---- CSV --------------------------------------------------------------------------------
 
-class _Lines:
-    """The text's lines for csv.reader, noting NUL characters and the physical line reached."""
+class _Watched(io.BufferedIOBase):
+    """The file's bytes, noting whether a NUL byte or a byte beyond ASCII has been read: most
+    files have neither, and then no cell needs looking at for them."""
 
-    def __init__(self, text: io.TextIOBase):
-        self.text, self.line, self.nul = text, 0, False
+    def __init__(self, stream):
+        super().__init__()
+        self.stream, self.nul, self.ascii = stream, False, True
 
-    def __iter__(self):
-        return self
+    def readable(self) -> bool:
+        return True
 
-    def __next__(self) -> str:
-        line = self.text.readline()
-        if not line:
-            raise StopIteration
-        self.line += 1
-        if "\x00" in line:
+    def _seen(self, data: bytes) -> bytes:
+        if self.ascii and not data.isascii():
+            self.ascii = False
+        if not self.nul and b"\x00" in data:
             self.nul = True
-        return line
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._seen(self.stream.read(size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._seen(self.stream.read1(size))
 
 
 def _csv_sheet(file: str, binary, options: ReadOptions, read_fraction: Callable[[], float],
                wanted: frozenset[str] | None) -> Sheet:
     encoding = options.encoding or "utf-8-sig"
     text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
-    lines = _Lines(text)
-    reader = csv.reader(lines, delimiter=options.delimiter, strict=True)
-    records = _csv_records(file, reader, lines, options)
-    header = next(records, None)
+    reader = csv.reader(text, delimiter=options.delimiter, strict=True)
+    chunks = _csv_chunks(file, reader, options, binary)
+    header = next(chunks, None)
     if header is None:
         raise refuse(file, "the file is empty; its first row must name the columns")
-    names = _header(file, None, header[1])
+    names = _header(file, None, header[1][0])
     if options.delimiter == "," and len([n for n in names if n]) == 1:
         only = next(n for n in names if n)
         for separator, said in ((";", "';'"), ("\t", "a tab"), ("|", "'|'")):
@@ -135,56 +175,79 @@ def _csv_sheet(file: str, binary, options: ReadOptions, read_fraction: Callable[
                                    f"`file: {{delimiter: {separator!r}}}` reads it (docs/import.md)",
                              row=1)
     return Sheet(file, None, tuple(n for n in names if n is not None),
-                 _rows(file, None, names, _csv_cells(records), wanted, options.encoding is None),
+                 _blocks(file, None, names, chunks, wanted, options.encoding is None, text_only=True,
+                         ascii_only=lambda: binary.ascii),
                  read_fraction)
 
 
-def _csv_records(file: str, reader, lines: _Lines,
-                 options: ReadOptions) -> Iterator[tuple[int, list[str], int]]:
-    """(record number, cells, first physical line) of each record."""
+Chunk = tuple[Sequence[int], list[list], dict[int, list[tuple[int, str]]]]
+
+
+def _csv_chunks(file: str, reader, options: ReadOptions, binary: _Watched) -> Iterator[Chunk]:
+    """The file's records: the header alone, then BLOCK_ROWS at a time, each chunk as (record
+    numbers, cells of each record, {index in the chunk: [(position, reason)] of cells holding a
+    NUL character}). A record that cannot be read stops reading after the records before it."""
     number = 0
-    start = 1
-    try:
-        for number, cells in enumerate(reader, start=1):
-            if number > MAX_ROWS:
-                raise refuse(file, f"more than {MAX_ROWS:,} rows; split the file", row=number)
-            if lines.nul:
-                lines.nul = False
-                cells = [c.replace("\x00", "\ufffd") if "\x00" in c else c for c in cells]
-                yield number, cells, -start
-            else:
-                yield number, cells, start
-            start = lines.line + 1
-    except UnicodeDecodeError as exc:
-        encoding = options.encoding or "UTF-8"
-        hint = ("; if it is GBK/GB18030 (the 'CSV' of Chinese Excel), name the encoding in a "
-                "mapping: `file: {encoding: gb18030}`, or save it as 'CSV UTF-8' or .xlsx"
-                if options.encoding is None else "")
-        raise refuse(file, f"not {encoding} text: byte 0x{exc.object[exc.start]:02x} cannot be "
-                           f"read{hint}") from None
-    except csv.Error as exc:
-        message = str(exc)
-        row = number + 1
-        if "unexpected end of data" in message:
-            reason = (f"an unclosed quote: the quoted cell that starts in row {row} (line "
-                      f"{start}) runs to the end of the file")
-        elif "expected after" in message:
-            reason = (f"a quote closes a cell but the cell goes on (line {lines.line}): a quote "
-                      "inside a quoted cell must be doubled (\"\"), or an earlier quote was never closed")
-        elif "field larger than field limit" in message:
-            reason = (f"a cell longer than {CSV_FIELD_LIMIT:,} characters (a cell may hold "
-                      f"{MAX_CELL_CHARS:,}); an unclosed quote from line {start}?")
-        else:
-            reason = f"not readable as CSV (line {lines.line}): {message}"
-        raise refuse(file, reason, row=row) from None
+    ended = 0  # the physical line on which the last whole record ended
+    size = 1
+    while True:
+        # One record more than MAX_ROWS is read, to know that there are too many.
+        limit = min(size, MAX_ROWS + 1 - number)
+        records: list[list] = []
+        append = records.append
+        stop = None
+        try:
+            for cells in reader:
+                append(cells)
+                ended = reader.line_num
+                if len(records) == limit:
+                    break
+        except UnicodeDecodeError as exc:
+            stop = _not_text(file, exc, options)
+        except csv.Error as exc:
+            stop = _not_csv(file, str(exc), number + len(records) + 1, ended + 1, reader.line_num)
+        if number + len(records) > MAX_ROWS:
+            records.pop()
+            stop = refuse(file, f"more than {MAX_ROWS:,} rows; split the file", row=MAX_ROWS + 1)
+        if records:
+            bad: dict[int, list[tuple[int, str]]] = {}
+            if binary.nul and "\x00" in "".join(map("".join, records)):
+                for k, cells in enumerate(records):
+                    if any("\x00" in c for c in cells):
+                        cells = records[k] = [c.replace("\x00", "\ufffd") for c in cells]
+                        bad[k] = [(i, "contains a NUL character") for i, c in enumerate(cells) if "\ufffd" in c]
+            yield range(number + 1, number + 1 + len(records)), records, bad
+            number += len(records)
+        if stop is not None:
+            raise stop
+        if not records:
+            return
+        size = BLOCK_ROWS
 
 
-def _csv_cells(records) -> Iterator[tuple[int, list, list[tuple[int, str]]]]:
-    """Cells of each record, with the (position, reason) of cells holding a NUL character."""
-    for number, cells, start in records:
-        bad = ([(i, "contains a NUL character") for i, c in enumerate(cells) if "\ufffd" in c]
-               if start < 0 else [])
-        yield number, cells, bad
+def _not_text(file: str, exc: UnicodeDecodeError, options: ReadOptions) -> ImportRejected:
+    encoding = options.encoding or "UTF-8"
+    hint = ("; if it is GBK/GB18030 (the 'CSV' of Chinese Excel), name the encoding in a "
+            "mapping: `file: {encoding: gb18030}`, or save it as 'CSV UTF-8' or .xlsx"
+            if options.encoding is None else "")
+    return refuse(file, f"not {encoding} text: byte 0x{exc.object[exc.start]:02x} cannot be "
+                        f"read{hint}")
+
+
+def _not_csv(file: str, message: str, row: int, start: int, line: int) -> ImportRejected:
+    """Why record `row`, which starts on physical line `start`, cannot be read (at `line`)."""
+    if "unexpected end of data" in message:
+        reason = (f"an unclosed quote: the quoted cell that starts in row {row} (line "
+                  f"{start}) runs to the end of the file")
+    elif "expected after" in message:
+        reason = (f"a quote closes a cell but the cell goes on (line {line}): a quote "
+                  "inside a quoted cell must be doubled (\"\"), or an earlier quote was never closed")
+    elif "field larger than field limit" in message:
+        reason = (f"a cell longer than {CSV_FIELD_LIMIT:,} characters (a cell may hold "
+                  f"{MAX_CELL_CHARS:,}); an unclosed quote from line {start}?")
+    else:
+        reason = f"not readable as CSV (line {line}): {message}"
+    return refuse(file, reason, row=row)
 
 
 def gbk_guess(cell: str) -> str | None:
@@ -259,13 +322,29 @@ def _xlsx_sheet(path: Path, file: str, options: ReadOptions,
         total = worksheet.max_row if isinstance(worksheet.max_row, int) and worksheet.max_row > 1 else None
         reached = [1]
 
-        def counted():
-            for item in lines:
-                reached[0] = item[0]
-                yield item
+        def chunks() -> Iterator[Chunk]:
+            numbers: list[int] = []
+            records: list[list] = []
+            bad: dict[int, list[tuple[int, str]]] = {}
+            try:
+                for number, cells, cells_bad in lines:
+                    if cells_bad:
+                        bad[len(records)] = cells_bad
+                    numbers.append(number)
+                    records.append(cells)
+                    reached[0] = number
+                    if len(records) == BLOCK_ROWS:
+                        yield numbers, records, bad
+                        numbers, records, bad = [], [], {}
+            except ImportRejected:
+                if records:  # the rows before the one that stops reading are read first
+                    yield numbers, records, bad
+                raise
+            if records:
+                yield numbers, records, bad
 
         yield Sheet(file, name, tuple(n for n in names if n is not None),
-                    _rows(file, name, names, counted(), wanted, False),
+                    _blocks(file, name, names, chunks(), wanted, False, text_only=False),
                     lambda: min(reached[0] / total, 1.0) if total else None)
     finally:
         workbook.close()
@@ -338,52 +417,108 @@ def _header(file: str, sheet: str | None, cells: Sequence) -> list[str | None]:
     return names
 
 
-def _rows(file: str, sheet: str | None, names: list[str | None],
-          lines: Iterator[tuple[int, Sequence, list[tuple[int, str]]]],
-          wanted: frozenset[str] | None, check_mojibake: bool) -> Iterator[Row]:
-    """Records of the named (and wanted) columns, trimmed; blank rows skipped."""
-    width = len(names)
+def _blocks(file: str, sheet: str | None, names: list[str | None], chunks: Iterator[Chunk],
+            wanted: frozenset[str] | None, check_mojibake: bool, text_only: bool,
+            ascii_only: Callable[[], bool] = lambda: False) -> Iterator[Block]:
+    """The chunks of records as blocks of the named (and wanted) columns, trimmed; blank rows
+    skipped. `ascii_only()`: whether every byte read so far was ASCII (no mojibake to look for)."""
     positions = [(i, n) for i, n in enumerate(names)
                  if n is not None and (wanted is None or n in wanted)]
     unnamed = [i for i, n in enumerate(names) if n is None]
+    for numbers, records, bad in chunks:
+        block = _block(file, sheet, names, positions, unnamed, numbers, records, bad,
+                       check_mojibake, text_only, ascii_only)
+        if block.numbers:
+            yield block
+
+
+def _block(file: str, sheet: str | None, names: list[str | None],
+           positions: list[tuple[int, str]], unnamed: list[int], numbers: Sequence[int],
+           records: list[list], bad: dict[int, list[tuple[int, str]]], check_mojibake: bool,
+           text_only: bool, ascii_only: Callable[[], bool]) -> Block:
+    """One chunk of records, column by column. A row's problems come in the order of its
+    cells: unreadable cells, cells too long, values in columns without a name."""
+    width = len(names)
 
     def column(position: int) -> str:
         return names[position] if position < width and names[position] else get_column_letter(position + 1)
 
-    for number, cells, bad in lines:
-        problems = [Problem(column(position), None, reason) for position, reason in bad] if bad else []
-        count = len(cells)
-        record = {}
-        filled = False
-        for position, name in positions:
-            value = cells[position] if position < count else None
-            if value.__class__ is str:
-                value = value.strip() or None
+    unreadable = {k: [Problem(column(position), None, reason) for position, reason in cells]
+                  for k, cells in bad.items()}
+    lengths = set(map(len, records))
+    padded = min(lengths) < width
+    if padded:
+        records = [cells if len(cells) >= width else [*cells, *[None] * (width - len(cells))]
+                   for cells in records]
+    unnamed_values: dict[int, list[Problem]] = {}
+    if unnamed or max(lengths) > width:
+        for k, cells in enumerate(records):
+            for position in (*unnamed, *range(width, len(cells))):
+                value = plain(cells[position])
                 if value is not None:
-                    if len(value) > MAX_CELL_CHARS:
-                        problems.append(Problem(name, None, f"longer than {MAX_CELL_CHARS:,} "
-                                                            f"characters ({len(value):,})"))
-                        value = None
-                    elif check_mojibake and not value.isascii():
-                        guess = gbk_guess(value)
-                        if guess:
-                            raise refuse(file, f"{show(value)} looks like GBK/GB18030 text read as "
-                                               f"UTF-8 (as GBK it reads {show(guess)}); name the "
-                                               "encoding in a mapping: `file: {encoding: gb18030}` "
-                                               "(or `encoding: utf-8` to import it as it is)",
-                                         row=number, column=name, sheet=sheet)
-                    else:
-                        filled = True
-            elif value is not None:
-                filled = True
-            record[name] = value
-        if unnamed or count > width:
-            for position in (*unnamed, *range(width, count)):
-                value = plain(cells[position]) if position < count else None
-                if value is not None:
-                    problems.append(Problem(get_column_letter(position + 1), value,
-                                            f"a value ({show(value)}) in a column without a name "
-                                            "in the header"))
-        if not filled and not problems and not any(plain(cell) is not None for cell in cells):
-            continue
-        yield number, record, problems
+                    unnamed_values.setdefault(k, []).append(Problem(
+                        get_column_letter(position + 1), value,
+                        f"a value ({show(value)}) in a column without a name in the header"))
+    too_long: dict[int, list[Problem]] = {}
+    suspects = []
+    columns: dict[str, list] = {}
+    plain_text = text_only and not padded
+    for position, name in positions:
+        cells = list(map(itemgetter(position), records))
+        if plain_text:
+            cells = list(map(str.strip, cells))
+            longest = max(map(len, cells))
+            if "" in cells:
+                cells = [c or None for c in cells]
+        else:
+            cells = [(c.strip() or None) if c.__class__ is str else c for c in cells]
+            longest = max((len(c) for c in cells if c.__class__ is str), default=0)
+        if longest > MAX_CELL_CHARS:
+            for k, c in enumerate(cells):
+                if c.__class__ is str and len(c) > MAX_CELL_CHARS:
+                    too_long.setdefault(k, []).append(Problem(
+                        name, None, f"longer than {MAX_CELL_CHARS:,} characters ({len(c):,})"))
+                    cells[k] = None
+        if (check_mojibake and not ascii_only()
+                and not "".join(filter(None, cells)).isascii()):  # a CSV: text or None
+            for k, c in enumerate(cells):
+                if c.__class__ is str and not c.isascii():
+                    guess = gbk_guess(c)
+                    if guess:
+                        suspects.append((k, position, c, guess))
+                        break
+        columns[name] = cells
+    if suspects:
+        k, position, value, guess = min(suspects)
+        raise refuse(file, f"{show(value)} looks like GBK/GB18030 text read as UTF-8 (as GBK it "
+                           f"reads {show(guess)}); name the encoding in a mapping: `file: "
+                           "{encoding: gb18030}` (or `encoding: utf-8` to import it as it is)",
+                     row=numbers[k], column=names[position], sheet=sheet)
+    problems: dict[int, list[Problem]] = {}
+    for found in (unreadable, too_long, unnamed_values):
+        for k, listed in found.items():
+            problems.setdefault(k, []).extend(listed)
+    blank = _blank_rows(columns, records, problems)
+    if blank:
+        kept = [k for k in range(len(records)) if k not in blank]
+        numbers = [numbers[k] for k in kept]
+        columns = {name: [cells[k] for k in kept] for name, cells in columns.items()}
+        problems = {i: problems[k] for i, k in enumerate(kept) if k in problems}
+    return Block(numbers, columns, problems, text_only)
+
+
+def _blank_rows(columns: dict[str, list], records: list[list],
+                problems: dict[int, list[Problem]]) -> set[int]:
+    """The rows without a problem whose every cell is empty (not only the wanted ones)."""
+    candidates = None
+    for cells in columns.values():
+        if None not in cells:
+            return set()
+        candidates = ([k for k, c in enumerate(cells) if c is None] if candidates is None
+                      else [k for k in candidates if cells[k] is None])
+        if not candidates:
+            return set()
+    if candidates is None:
+        candidates = range(len(records))
+    return {k for k in candidates
+            if k not in problems and all(plain(cell) is None for cell in records[k])}
