@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,8 @@ from sqlalchemy import (
     Select, String, and_, case, exists, func, null, or_, select, type_coerce, union_all,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from data import settings, timezones
 from data.models import (
@@ -44,7 +46,8 @@ QTY_EPSILON = 1e-9
 # Column kinds: "instant" (checked against the plausible range), "limit" (minutes, checked
 # against MAX_LIMIT_MINUTES), "joined_instant" (an instant of another table's row, which is
 # reported where that row is read: a row with an implausible one is left out unreported),
-# "float", "int", "str".
+# "stamp" (when a writer wrote the row: microseconds since the epoch, never checked, as it
+# is no figure; one that is not a time is UNREADABLE_STAMP), "float", "int", "str".
 ISSUE_COLUMNS = {
     "id": "str", "issue_type": "str", "title": "str", "severity": "str", "location_code": "str",
     "line": "str", "owner_department_code": "str", "raised_by": "str", "raised_at": "instant",
@@ -122,7 +125,11 @@ LOTS = Source("lot_stock", ("lot", "material_code", "location_code"))
 PLAN = Source("production_plan", ("line", "shift_start"))
 
 _INSTANT_KINDS = ("instant", "joined_instant")
+# Kinds read as the driver gives them and converted a column at a time.
+_DRIVER_KINDS = ("instant", "stamp")
 _NAT = np.iinfo(np.int64).min
+# A stamp that is not a time: the issue is read once, and then known by it.
+UNREADABLE_STAMP = np.iinfo(np.int64).max
 
 
 def _read_instants(values) -> tuple[pd.Series, np.ndarray]:
@@ -150,10 +157,10 @@ def _raw_instants(stmt, columns: dict[str, str]) -> Select:
     once, where the model's type converts value by value, tens of times slower."""
     if isinstance(stmt, Select):
         return stmt.with_only_columns(
-            *[type_coerce(c, String).label(c.key) if columns.get(c.key) == "instant" else c
+            *[type_coerce(c, String).label(c.key) if columns.get(c.key) in _DRIVER_KINDS else c
               for c in stmt.selected_columns], maintain_column_froms=True)
     rows = stmt.subquery("rows")
-    return select(*[type_coerce(rows.c[name], String) if columns.get(name) == "instant"
+    return select(*[type_coerce(rows.c[name], String) if columns.get(name) in _DRIVER_KINDS
                     else rows.c[name] for name in rows.c.keys()])
 
 
@@ -162,6 +169,9 @@ def _column(values, kind: str):
     microseconds until the implausible ones are left out)."""
     if kind in _INSTANT_KINDS:
         return _read_instants(values).array
+    if kind == "stamp":
+        micros = _read_instants(values).array.asi8
+        return np.where(micros == _NAT, UNREADABLE_STAMP, micros)
     if kind in ("float", "limit"):
         return np.array(values, dtype="float64")
     if kind == "int":
@@ -566,6 +576,7 @@ def plant_is_empty(conn: Connection) -> bool:
 WRITTEN_KEYS_PER_READ = 5_000
 FOLLOWED_EVENT_COLUMNS = {**EVENT_COLUMNS, "issue_raised_at": "joined_instant",
                           "recorded_at": "instant"}
+FOLLOWED_ISSUE_COLUMNS = {**WALL_ISSUE_COLUMNS, "updated_at": "stamp"}
 
 
 def data_version(conn: Connection) -> int:
@@ -575,17 +586,59 @@ def data_version(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.sum(DataVersion.version), 0))).scalar())
 
 
-def written_counts(conn: Connection, since: datetime, until: datetime) -> tuple[int, int, int]:
-    """How many events and movements were recorded in (since, until], and how many plan rows
-    were written after `since`, by the writers' clock: one round trip."""
+class _StampMicros(FunctionElement):
+    """A stamp column in microseconds since the epoch, as `_read_instants` reads it (exactly,
+    for the text FloorLink and the database's triggers write on SQLite)."""
+    inherit_cache = True
+    name = "stamp_micros"
+
+
+@compiles(_StampMicros, "postgresql")
+def _stamp_micros_postgresql(element, compiler, **kw) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT)"
+
+
+@compiles(_StampMicros, "sqlite")
+def _stamp_micros_sqlite(element, compiler, **kw) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return (f"(CAST(strftime('%s', {column}) AS INTEGER) * 1000000 "
+            f"+ CAST(substr({column}, 21, 6) AS INTEGER))")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def epoch_micros(instant: datetime) -> int:
+    return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
+class Written(NamedTuple):
+    """What the writers' clock says was written around a watermark (`written_counts`)."""
+    events: int
+    movements: int
+    plan: int
+    issues: int
+    # The issues' stamps summed, each as microseconds after `since`: a count cannot tell an
+    # issue changed again from one read before, its stamp can.
+    issue_stamps: int
+
+
+def written_counts(conn: Connection, since: datetime, until: datetime) -> Written:
+    """How many events, movements and issues were stamped in (since, until] (and the sum of
+    those issues' stamps), and how many plan rows were written after `since`, by the
+    writers' clock: one round trip."""
     def count(model, stamp, *bounded) -> Select:
         return select(func.count()).select_from(model).where(stamp > since, *bounded).scalar_subquery()
 
-    events, movements, plan = conn.execute(select(
+    stamp_sum = select(func.coalesce(func.sum(_StampMicros(Issue.updated_at) - epoch_micros(since)), 0)) \
+        .where(Issue.updated_at > since, Issue.updated_at <= until).scalar_subquery()
+    row = conn.execute(select(
         count(IssueEvent, IssueEvent.recorded_at, IssueEvent.recorded_at <= until),
         count(Movement, Movement.recorded_at, Movement.recorded_at <= until),
-        count(ProductionPlan, ProductionPlan.updated_at))).one()
-    return int(events), int(movements), int(plan)
+        count(ProductionPlan, ProductionPlan.updated_at),
+        count(Issue, Issue.updated_at, Issue.updated_at <= until), stamp_sum)).one()
+    return Written(*(int(value) for value in row))
 
 
 def event_keys_recorded_since(conn: Connection, since: datetime) -> pd.DataFrame:
@@ -600,9 +653,20 @@ def movement_keys_recorded_since(conn: Connection, since: datetime) -> pd.DataFr
 
 def issues_written_since(conn: Connection, since: datetime, *,
                          left_out: list[LeftOut] | None = None) -> pd.DataFrame:
-    """Issues written (raised or changed) after `since`, by the writers' clock."""
-    return _frame(conn, _issues(acknowledged_by=True).where(Issue.updated_at > since),
-                  WALL_ISSUE_COLUMNS, source=ISSUES, left_out=left_out)
+    """Issues written (raised or changed) after `since`, by the writers' clock, with that
+    stamp (FOLLOWED_ISSUE_COLUMNS)."""
+    return _frame(conn, _issues(acknowledged_by=True).add_columns(Issue.updated_at)
+                  .where(Issue.updated_at > since), FOLLOWED_ISSUE_COLUMNS, source=ISSUES,
+                  left_out=left_out)
+
+
+def issue_stamps(conn: Connection, since: datetime, until: datetime | None = None) -> pd.DataFrame:
+    """The id and stamp of every issue written after `since` (and by `until`), by the
+    writers' clock."""
+    stmt = select(Issue.id.label("key"), Issue.updated_at.label("stamp")).where(Issue.updated_at > since)
+    if until is not None:
+        stmt = stmt.where(Issue.updated_at <= until)
+    return _frame(conn, stmt, {"key": "str", "stamp": "stamp"})
 
 
 def _by_keys(conn: Connection, stmt: Select, key, keys, columns: dict[str, str],
@@ -617,8 +681,8 @@ def _by_keys(conn: Connection, stmt: Select, key, keys, columns: dict[str, str],
 
 
 def issues_by_id(conn: Connection, ids, *, left_out: list[LeftOut] | None = None) -> pd.DataFrame:
-    return _by_keys(conn, _issues(acknowledged_by=True), Issue.id, ids, WALL_ISSUE_COLUMNS,
-                    ISSUES, left_out)
+    return _by_keys(conn, _issues(acknowledged_by=True).add_columns(Issue.updated_at), Issue.id,
+                    ids, FOLLOWED_ISSUE_COLUMNS, ISSUES, left_out)
 
 
 def _followed_events() -> Select:
@@ -696,3 +760,69 @@ def locations(conn: Connection) -> pd.DataFrame:
     stmt = select(Location.code, Location.name, Location.kind, Location.line,
                   Location.max_dwell_minutes)
     return _frame(conn, stmt, LOCATION_COLUMNS, ["code"])
+
+
+# One issue's page (dashboards/issue.py): its row with the names a reader needs, and every
+# event as written.
+TIMELINE_ISSUE_COLUMNS = {**ISSUE_COLUMNS, "type_name_zh": "str", "type_name_en": "str",
+                          "location_name": "str", "owner_name_zh": "str", "owner_name_en": "str",
+                          "raised_by_name": "str", "cause": "str"}
+TIMELINE_EVENT_COLUMNS = {**EVENT_COLUMNS, "department_name_zh": "str",
+                          "department_name_en": "str", "actor": "str", "actor_name": "str",
+                          "note": "str", "source": "str"}
+
+
+@dataclass(frozen=True)
+class IssueTimeline:
+    """An issue (`issue`: one row, TIMELINE_ISSUE_COLUMNS) and all its events in the order
+    they happened (`events`: TIMELINE_EVENT_COLUMNS, ties in event id order)."""
+    issue: pd.DataFrame
+    events: pd.DataFrame
+
+    @property
+    def row(self) -> dict:
+        return self.issue.iloc[0].to_dict()
+
+
+def issue_timeline(conn: Connection, issue_id: str, *,
+                   left_out: list[LeftOut] | None = None) -> IssueTimeline | None:
+    """The issue `issue_id` and its events; None when there is no such issue, or when its row
+    cannot be used (then in `left_out` with the reason, as an event that cannot be)."""
+    owner = Department.__table__.alias("owner")
+    stmt = (_issues().add_columns(SlaRule.name_zh.label("type_name_zh"),
+                                  SlaRule.name_en.label("type_name_en"),
+                                  Location.name.label("location_name"),
+                                  owner.c.name_zh.label("owner_name_zh"),
+                                  owner.c.name_en.label("owner_name_en"),
+                                  func.coalesce(Person.name, Issue.raised_by).label("raised_by_name"),
+                                  Issue.cause)
+            .outerjoin(owner, owner.c.code == Issue.owner_department_code)
+            .outerjoin(Person, Person.id == Issue.raised_by)
+            .where(Issue.id == issue_id))
+    issue = _frame(conn, stmt, TIMELINE_ISSUE_COLUMNS, source=ISSUES, left_out=left_out)
+    if issue.empty:
+        return None
+    events = (select(IssueEvent.issue_id, IssueEvent.id.label("event_id"), IssueEvent.at,
+                     IssueEvent.kind, IssueEvent.department_code,
+                     Department.name_zh.label("department_name_zh"),
+                     Department.name_en.label("department_name_en"), IssueEvent.actor,
+                     func.coalesce(Person.name, IssueEvent.actor).label("actor_name"),
+                     IssueEvent.note, IssueEvent.source)
+              .outerjoin(Department, Department.code == IssueEvent.department_code)
+              .outerjoin(Person, Person.id == IssueEvent.actor)
+              .where(IssueEvent.issue_id == issue_id))
+    return IssueTimeline(issue, _frame(conn, events, TIMELINE_EVENT_COLUMNS, ["at", "event_id"],
+                                       source=EVENTS, left_out=left_out))
+
+
+def newest_record(conn: Connection, as_of: datetime) -> datetime | None:
+    """When the plant's newest record at as_of happened: the latest issue raised, issue event
+    or movement dated from PLAUSIBLE_FROM up to as_of; None when there is none. Three
+    probes of the time indexes in one round trip, so a screen can ask every interval."""
+    earliest = plausible().earliest
+
+    def latest(column) -> Select:
+        return select(func.max(column)).where(column >= earliest, column <= as_of).scalar_subquery()
+
+    found = conn.execute(select(latest(Issue.raised_at), latest(IssueEvent.at), latest(Movement.at))).one()
+    return max((value for value in found if value is not None), default=None)

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, text
 
+from bench.outside_writer import WriterProcess
 from data import db, demo, kpis, queries, store, timezones, wall
 from data.models import Issue, LotStock, Movement
-from data.wall.follower import WallState
+from data.wall.follower import IssueFollower, WallState
 
 END = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)   # 10:00 in Shanghai
 RAISED = END + timedelta(minutes=1)
@@ -187,3 +188,132 @@ def test_a_renamed_department_reloads_the_wall(plant, loads):
     overview = followed(plant, state, END + timedelta(minutes=1))
     assert overview["names"]["departments"]["QA"]["name_en"] == "Quality Assurance"
     assert loads == [1, 1]
+
+
+def open_demo_issue(engine) -> str:
+    """An issue of the demo plant still open, not acknowledged, raised before END."""
+    with engine.connect() as conn:
+        return conn.execute(select(Issue.id).where(
+            Issue.status == "open", Issue.raised_at < END).order_by(Issue.id).limit(1)).scalar_one()
+
+
+def acknowledge(issue_id: str) -> str:
+    return (f"UPDATE issues SET acknowledged_at = '{stored(ACKNOWLEDGED)}', "
+            f"status = 'acknowledged' WHERE id = '{issue_id}'")
+
+
+@pytest.mark.parametrize("change", ["inserted", "acknowledged after being read", "older acknowledged"])
+def test_an_issue_written_without_an_event_that_commits_after_a_read_passed_its_stamp(
+        plant, loads, change):
+    """Another program stamps an issue in one transaction and commits only after the wall's
+    read passed the stamp: the next read sees it, with no full reload."""
+    state = WallState()
+    followed(plant, state, END)
+    if change == "inserted":
+        issue_id, statement = "OUT-1", STATEMENTS[0]
+    elif change == "acknowledged after being read":
+        with plant.begin() as conn:
+            conn.execute(text(STATEMENTS[0]))
+        assert board_row(followed(plant, state, END + timedelta(minutes=2))) is not None
+        issue_id, statement = "OUT-1", STATEMENTS[1]
+    else:
+        issue_id = open_demo_issue(plant)
+        statement = acknowledge(issue_id)
+    writer = plant.connect()
+    try:
+        transaction = writer.begin()
+        writer.execute(text(statement))
+        stamp = writer.execute(select(Issue.updated_at).where(Issue.id == issue_id)).scalar_one()
+        # The read passes the stamp while the change is not committed: the wall cannot see it.
+        before = followed(plant, state, END + timedelta(minutes=3))
+        assert stamp < state._watermark
+        assert issue_id not in {row["id"] for row in before["board"] if row["acknowledged_ms"]}
+        transaction.commit()
+    finally:
+        writer.close()
+    after = followed(plant, state, END + timedelta(minutes=5))
+    row = next(row for row in after["board"] if row["id"] == issue_id)
+    expected_ack = None if change == "inserted" else int(ACKNOWLEDGED.timestamp() * 1000)
+    assert row["acknowledged_ms"] == expected_ack
+    assert loads == [1]
+
+
+def test_a_refresh_takes_again_only_the_issues_whose_stamp_it_has_not_read(plant, monkeypatch):
+    """Rows that commit at once cost no look into the overlap: the count and the sum of the
+    issues' stamps there (FloorLink's to the microsecond, the database's to the millisecond)
+    equal what was read, so no stamp is read one by one and no issue taken twice."""
+    state = WallState()
+    followed(plant, state, END)
+    taken, looked = [], []
+    follow = IssueFollower.follow
+    monkeypatch.setattr(IssueFollower, "follow", lambda self, issues, *a: taken.append(
+        set(issues["id"])) or follow(self, issues, *a))
+    stamps = queries.issue_stamps
+    monkeypatch.setattr(queries, "issue_stamps", lambda *a: looked.append(1) or stamps(*a))
+    # Every issue of the demo plant was stamped moments ago, inside the overlap: the full
+    # load remembered their stamps, so a refresh with nothing written takes none again.
+    followed(plant, state, END + timedelta(minutes=1))
+    assert taken == [set()]
+    for minute, statement in ((2, STATEMENTS[0]), (3, STATEMENTS[1])):
+        with plant.begin() as conn:
+            conn.execute(text(statement))
+        followed(plant, state, END + timedelta(minutes=minute))
+        assert taken[-1] == {"OUT-1"}
+    followed(plant, state, END + timedelta(minutes=4))
+    assert taken[-1] == set()
+    assert looked == []
+    # A read takes the rows committed by the time it runs, some stamped after the watermark
+    # it took first: the next read, from that watermark, reads OUT-1 again but takes it no more.
+    state._watermark -= timedelta(seconds=10)
+    followed(plant, state, END + timedelta(minutes=5))
+    assert taken[-1] == set()
+
+
+def test_the_wall_equals_a_full_read_and_the_kpis_after_a_mix_of_writers(plant, db_url, loads):
+    """Another program's batches (issues with their raised events, acknowledgements by UPDATE
+    without an event, comments, lots moving, all in its own process with plain SQL) between
+    FloorLink's own writes: every followed refresh is a full read's, and counts the open
+    issues the KPI rules count."""
+    state = WallState()
+    followed(plant, state, END)
+    writer = WriterProcess(db_url, rows=200, transactions=4)
+    try:
+        for minute in range(1, 4):
+            at = END + timedelta(minutes=minute)
+            writer.start_batch(at)
+            done = writer.batch_done()
+            assert done["rows"] == 200 and done["movements"] > 0
+            with db.session_scope(plant) as s:
+                store.raise_issue(s, issue_id=f"OURS-{minute}", issue_type="quality_anomaly",
+                                  title="毛刺", severity="P2", at=at - timedelta(seconds=30))
+            overview = followed(plant, state, at + timedelta(seconds=30))
+            assert overview["tiles"]["open"]["value"] == len(open_issue_ids(plant, at + timedelta(seconds=30)))
+    finally:
+        writer.stop()
+    assert done["acknowledgements"] > 0 and done["comments"] > 0
+    assert loads == [1]
+
+
+def test_an_event_another_program_adds_to_an_older_issue_alone_is_followed(plant, loads):
+    """A hand-off and its return written as events only (the owner is the same after them,
+    so the program leaves the issue's row alone) to an issue raised before the events the
+    wall keeps: the wall reads the issue's history again and marks it ping-pong."""
+    later = END + timedelta(days=9)
+    state = WallState()
+    followed(plant, state, later)
+    row = next(r for r in followed(plant, state, later + timedelta(minutes=20))["board"]
+               if not r["ping_pong"])
+    assert row["raised_ms"] < (later - timedelta(days=8)).timestamp() * 1000
+    with plant.connect() as conn:
+        owner, other = conn.execute(select(Issue.owner_department_code).where(Issue.id == row["id"])) \
+            .scalar_one(), "ENG"
+    with plant.begin() as conn:
+        for minutes, department in ((21, other), (22, owner)):
+            conn.execute(text(
+                "INSERT INTO issue_events (issue_id, at, kind, department_code, actor) "
+                "VALUES (:issue, :at, 'reassigned', :department, 'mes')"),
+                {"issue": row["id"], "at": stored(later + timedelta(minutes=minutes)),
+                 "department": department})
+    after = followed(plant, state, later + timedelta(minutes=30))
+    assert next(r for r in after["board"] if r["id"] == row["id"])["ping_pong"]
+    assert loads == [1]

@@ -10,29 +10,31 @@ events), `LotFollower` (lot positions from movements), `PlanReader` (the shifts'
 `Overlap` (what was read near the watermark). Each keeps the rows of its tables that it left
 out as implausible (queries.LeftOut) as a full read would find them.
 
-PostgreSQL commits out of the order rows were stamped, so a row stamped just before the
-watermark may commit just after it. The watermark therefore keeps an overlap: each refresh
-counts the events and movements stamped in the overlap before the last watermark and
-compares the count with the rows it has read there; only when they differ does it read the
-overlap's keys, and the rows it has not seen by key. Every change to an issue is written
-with an event in the same transaction (data.store), so a late event names the issue to
-re-read. The events are kept to know when each recent issue first went back to a
-department it had left; that instant is recomputed only for the issues that got new events.
+A transaction commits after it stamped its rows (on PostgreSQL and on SQLite alike), so a
+row stamped just before the watermark may commit just after a read passed it. The watermark
+therefore keeps an overlap of FOLLOW_OVERLAP_S before it. Events and movements are only
+inserted: each refresh counts those stamped in the overlap and compares the count with the
+rows it has read there; only when they differ does it read the overlap's keys, and the rows
+it has not seen by key. Issues change in place, so a count cannot tell a late change from
+one already read: each refresh also sums the stamps of the issues stamped in the overlap;
+only when the count or the sum differs from what it has read does it read their ids and
+stamps, and by id the issues whose stamp it has not read (an issue changed by another
+program without an event included). The events are kept to know when each recent
+issue first went back to a department it had left; that instant is recomputed only for the
+issues that got new events.
 
 Bulk writers (import, demo plant) raise a version counter instead of being followed row by
 row, and the database raises one of its own when another program changes a table that is not
 followed (migration 0006, docs/outside-writers.md); a new version means a full reload.
 Writers must commit within FOLLOW_OVERLAP_S of stamping a row (data.store's transactions take
-milliseconds). An issue another program changes without an event is read by its stamp, which
-the database sets; if it commits after a read that passed its stamp, no event names it and it
-waits for the next full load.
+milliseconds); the database stamps the rows other programs write.
 """
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -175,16 +177,36 @@ class _LeftOut:
         self.rows = {k: left for k, left in self.rows.items() if counts_at(left, as_of)}
 
 
+class Late(NamedTuple):
+    """What committed after the last read although stamped within the overlap before it."""
+    events: pd.DataFrame
+    movements: pd.DataFrame
+    # The ids of the issues whose stamp there was not read, and the overlap's issue stamps
+    # (None when the count and the stamps' sum said nothing was missed), to be taken once
+    # the issues are read.
+    issue_ids: set
+    issue_stamps: pd.DataFrame | None
+    # Whether plan rows were written within the overlap or since.
+    plan_written: bool
+
+
 class Overlap:
-    """What was read of events and movements near the watermark, to find the rows that
-    committed late into the overlap before it without taking any row twice."""
+    """What was read near the watermark, to find the rows that committed late into the
+    overlap before it: the keys and stamps of events and movements (so that no row is taken
+    twice), and the stamp each issue had when it was last read."""
 
     TABLES = ("events", "movements")
 
-    def __init__(self, read: dict[str, pd.DataFrame] | None = None) -> None:
+    def __init__(self, read: dict[str, pd.DataFrame] | None = None,
+                 issue_stamps: pd.DataFrame | None = None) -> None:
         self._read = {table: _Read() for table in self.TABLES}
         for table, keys in (read or {}).items():
             self._read[table].add(keys["key"].to_numpy(), ns(keys["recorded_at"]))
+        # Issue id -> its stamp (µs) when last read, for the issues stamped in the overlap
+        # or since.
+        self._issue_stamps: dict[str, int] = {}
+        if issue_stamps is not None:
+            self.took_issues(issue_stamps["key"], issue_stamps["stamp"])
 
     def unread(self, table: str, keys: np.ndarray, after: datetime) -> np.ndarray:
         return self._read[table].unread(keys, epoch_ns(after))
@@ -192,14 +214,25 @@ class Overlap:
     def took(self, table: str, keys: np.ndarray, stamps: np.ndarray) -> None:
         self._read[table].add(keys, stamps)
 
-    def late(self, conn: Connection, until: datetime,
-             left_out: list[queries.LeftOut]) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
-        """The events and movements that committed after the last read although stamped
-        within the overlap before it (none unless the overlap's count says so), and whether
-        plan rows were written within the overlap or since."""
+    def unread_issues(self, issues: pd.DataFrame) -> pd.DataFrame:
+        """`issues` (queries.FOLLOWED_ISSUE_COLUMNS) without the versions already read."""
+        known = self._issue_stamps
+        return issues[np.fromiter(
+            (known.get(key) != stamp for key, stamp in zip(issues["id"].tolist(),
+                                                          issues["updated_at"].tolist())),
+            dtype=bool, count=len(issues))]
+
+    def took_issues(self, keys: pd.Series, stamps: pd.Series) -> None:
+        self._issue_stamps.update(zip(keys.tolist(), stamps.tolist()))
+
+    def late(self, conn: Connection, until: datetime, issues: pd.DataFrame,
+             left_out: list[queries.LeftOut]) -> Late:
+        """What committed late into the overlap before `until`, given the `issues` just read
+        after it. Nothing is read unless the overlap's counts (and for issues, the sum of
+        their stamps) differ from what was read there."""
         since = until - _overlap()
-        events, movements, plan = queries.written_counts(conn, since, until)
-        counted = {"events": events, "movements": movements}
+        written = queries.written_counts(conn, since, until)
+        counted = {"events": written.events, "movements": written.movements}
         late = {"events": pd.DataFrame(), "movements": pd.DataFrame()}
         for table, keys_since, by_key in (
                 ("events", queries.event_keys_recorded_since, queries.events_by_id),
@@ -212,11 +245,37 @@ class Overlap:
             unseen = set(keys["key"].tolist()) - read.keys()
             if unseen:
                 late[table] = by_key(conn, unseen, left_out=left_out)
-        return late["events"], late["movements"], bool(plan)
+        issue_ids, issue_stamps = self._late_issues(conn, since, until, issues, written)
+        return Late(late["events"], late["movements"], issue_ids, issue_stamps, bool(written.plan))
+
+    def _late_issues(self, conn: Connection, since: datetime, until: datetime,
+                     issues: pd.DataFrame, written: queries.Written) -> tuple[set, pd.DataFrame | None]:
+        """An issue changes in place, so a count alone cannot tell a version that committed
+        late from one read before: the stamps' sum can. The stamps known are those last read,
+        `issues` (read after `until`) included: an issue changed again since has left the
+        overlap."""
+        low, high = queries.epoch_micros(since), queries.epoch_micros(until)
+        newer = dict(zip(issues["id"].tolist(), issues["updated_at"].tolist()))
+        known = [stamp for key, stamp in self._issue_stamps.items()
+                 if key not in newer and low < stamp <= high]
+        known += [stamp for stamp in newer.values() if low < stamp <= high]
+        if written.issues == len(known) and written.issue_stamps == sum(known) - low * len(known):
+            return set(), None
+        stamps = queries.issue_stamps(conn, since, until)
+        last_read = {**self._issue_stamps, **newer}
+        return {key for key, stamp in zip(stamps["key"].tolist(), stamps["stamp"].tolist())
+                if last_read.get(key) != stamp}, stamps
 
     def forget_before(self, since: datetime) -> None:
         for read in self._read.values():
             read.forget_before(epoch_ns(since))
+
+    def forget_issues_before(self, since: datetime) -> None:
+        """Forget the issues last stamped before the overlap: a later change stamps them
+        again, inside it."""
+        oldest = queries.epoch_micros(since)
+        self._issue_stamps = {key: stamp for key, stamp in self._issue_stamps.items()
+                              if stamp > oldest}
 
 
 class IssueFollower:
@@ -247,6 +306,15 @@ class IssueFollower:
         unresolved = ~(issues["resolved_at"] <= kpis.instant(as_of)) & (issues["status"] != "cancelled")
         return {i for i in issues.loc[older & unresolved, "id"] if i not in self._events}
 
+    def unkept(self, events: pd.DataFrame, as_of: datetime) -> set:
+        """The issues of `events` whose events are not kept: to be read again, so that an
+        older one still unresolved has its whole history read (`without_history`)."""
+        return set(events.loc[~self._kept(events, as_of), "issue_id"])
+
+    def _kept(self, events: pd.DataFrame, as_of: datetime) -> np.ndarray:
+        return (events["issue_raised_at"] >= kpis.instant(as_of - EVENT_HORIZON)).to_numpy() \
+            | np.fromiter((i in self._events for i in events["issue_id"]), dtype=bool, count=len(events))
+
     def follow(self, issues: pd.DataFrame, events: pd.DataFrame, history: pd.DataFrame,
                left_out: list[queries.LeftOut], as_of: datetime) -> None:
         """Take the issues and events read since the last read, the whole `history` of the
@@ -262,8 +330,7 @@ class IssueFollower:
             # When an issue went back to a department follows from its events, below.
             del columns["ping_pong"]
             self._rows.put(columns["id"].tolist(), columns)
-        kept = (events["issue_raised_at"] >= kpis.instant(as_of - EVENT_HORIZON)).to_numpy() \
-            | np.fromiter((i in self._events for i in events["issue_id"]), dtype=bool, count=len(events))
+        kept = self._kept(events, as_of)
         events = events[kept & ~events["issue_id"].isin(history["issue_id"]).to_numpy()]
         self._follow_ping_pong(self._add_events(events) | self._add_events(history))
 
@@ -451,6 +518,7 @@ class WallState:
             # What the overlap will count again is already in the frames: remember it.
             read = {"events": queries.event_keys_recorded_since(snap, since),
                     "movements": queries.movement_keys_recorded_since(snap, since)}
+            issue_stamps = queries.issue_stamps(snap, since)
             pending = queries.movements_after(snap, as_of, left_out=left_out)
             locations = queries.locations(snap)
         left_out += full.left_out
@@ -459,7 +527,7 @@ class WallState:
             left for left in left_out if left.table in (queries.ISSUES.table, queries.EVENTS.table)])
         self._lots = LotFollower(full.lots, pending, locations, [
             left for left in left_out if left.table in (queries.MOVEMENTS.table, queries.LOTS.table)])
-        self._overlap = Overlap(read)
+        self._overlap = Overlap(read, issue_stamps)
         self._plan = PlanReader()
         self._version, self._watermark = version, watermark
 
@@ -473,26 +541,32 @@ class WallState:
         moves = queries.movements_written_since(conn, self._watermark, left_out=left_out)
         moves = moves[self._overlap.unread("movements", moves["id"].to_numpy(dtype=object),
                                            self._watermark)]
-        issues = queries.issues_written_since(conn, self._watermark, left_out=left_out)
-        late_events, late_moves, plan_written = self._overlap.late(conn, self._watermark, left_out)
-        if plan_written:
+        issues = self._overlap.unread_issues(
+            queries.issues_written_since(conn, self._watermark, left_out=left_out))
+        late = self._overlap.late(conn, self._watermark, issues, left_out)
+        if late.plan_written:
             self._plan.written()
-        if len(late_events):
-            events = pd.concat([events, late_events])
-        # An issue changes with its events; one stamped just before the watermark and
-        # committed after it is read by id.
-        missed = set(events["issue_id"]) - set(issues["id"]) \
+        if len(late.events):
+            events = pd.concat([events, late.events])
+        # By id: the issues that committed late into the overlap, and those of events whose
+        # issue's events are not kept (another program may add an event without changing
+        # the issue): an older issue's history follows.
+        missed = (late.issue_ids | self._issues.unkept(events, as_of)) - set(issues["id"]) \
             - {left.key for left in left_out if left.table == queries.ISSUES.table}
         if missed:
             issues = pd.concat([issues, queries.issues_by_id(conn, missed, left_out=left_out)])
-        if len(late_moves):
-            moves = pd.concat([moves, late_moves])
+        if len(late.movements):
+            moves = pd.concat([moves, late.movements])
         reopened = self._issues.without_history(issues, as_of)
         history = queries.events_of_issues(conn, reopened, left_out=left_out) if reopened \
             else events.iloc[:0]
         self._overlap.took("events", events["event_id"].to_numpy(), ns(events["recorded_at"]))
         self._overlap.took("movements", moves["id"].to_numpy(dtype=object), ns(moves["recorded_at"]))
+        if late.issue_stamps is not None:
+            self._overlap.took_issues(late.issue_stamps["key"], late.issue_stamps["stamp"])
+        self._overlap.took_issues(issues["id"], issues["updated_at"])
         self._took_left_out(left_out)
+        self._overlap.forget_issues_before(self._watermark - _overlap())
         self._issues.follow(issues, events, history, left_out, as_of)
         self._lots.follow(moves, left_out, as_of)
         if len(issues) or len(moves) or left_out:
@@ -508,6 +582,9 @@ class WallState:
             if rows:
                 self._overlap.took(table, np.array([row[key] for row in rows], dtype=object),
                                    ns(pd.Series([row["recorded_at"] for row in rows])))
+        issues = [left.row for left in left_out if left.table == queries.ISSUES.table]
+        self._overlap.took_issues(pd.Series([row["id"] for row in issues], dtype=object),
+                                  pd.Series([row["updated_at"] for row in issues], dtype=object))
 
     def _forget_before(self, as_of: datetime) -> None:
         """Retire what no screen can count any more, so memory follows the window, not the
