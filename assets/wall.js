@@ -3,7 +3,7 @@
 /* What the shell knows beyond the last status: since when a wall page is shown, when the
    server last answered, and when a refresh last came back as an HTTP error (a proxy's 502,
    a worker that died mid-answer) rather than not at all. */
-window.floorlinkShell = {wallSince: 0, answeredAt: 0, serverMs: 0, serverErrorAt: 0};
+window.floorlinkShell = {wallSince: 0, answeredAt: 0, serverMs: 0, serverErrorAt: 0, quietShown: ""};
 (function () {
   const fetchPage = window.fetch.bind(window);
   window.fetch = function (resource, options) {
@@ -18,23 +18,29 @@ window.floorlinkShell = {wallSince: 0, answeredAt: 0, serverMs: 0, serverErrorAt
 
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
   floorlink: {
-    /* Clock, freshness, stale banner, data-error marker, rotation and reload-after-deploy,
-       once a second. The banner names what failed: the database (the server says so), the
-       server (it answered with an error), or nothing answered for two intervals. */
+    /* Clock, freshness, stale banner, data-error marker, no-new-data notice, rotation and
+       reload-after-deploy, once a second. The banner names what failed: the database (the
+       server says so), the server (it answered with an error), or nothing answered for two
+       intervals. A screen replaying an instant shows that instant on its clock; its data is
+       never stale, as the server dates each of its refreshes by the answer. */
     shellTick: function (n, status, config, pathname) {
       const nu = window.dash_clientside.no_update;
-      if (!config) { return [nu, nu, nu, nu, nu, nu, nu, nu, nu]; }
+      if (!config) { return [nu, nu, nu, nu, nu, nu, nu, nu, nu, nu]; }
+      const replay = config.replay_ms;
       const tx = config.texts;
       const shell = window.floorlinkShell;
       const fmt = new Intl.DateTimeFormat(config.lang === "en" ? "en-GB" : "zh-CN", {
         timeZone: config.tz, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
       });
       const now = Date.now();
+      const shown = new Date(replay || now);
       const day = new Intl.DateTimeFormat(config.lang === "en" ? "en-GB" : "zh-CN", {
         timeZone: config.tz, weekday: "short", month: "short", day: "numeric",
-      }).format(new Date(now));
-      const clock = [{type: "Span", namespace: "dash_html_components",
-                      props: {className: "wall-date", children: day}}, fmt.format(new Date(now))];
+      }).format(shown);
+      // A replayed instant's date is in the header's replay label, beside the clock.
+      const clock = replay ? fmt.format(shown)
+        : [{type: "Span", namespace: "dash_html_components",
+            props: {className: "wall-date", children: day}}, fmt.format(shown)];
       status = status || {};
       if (status.build_id && status.build_id !== config.build_id) {
         window.location.reload();
@@ -47,7 +53,7 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       const onWall = document.querySelector(".wall-page") !== null;
       shell.wallSince = onWall ? shell.wallSince || now : 0;
       const lastGood = onWall && status.last_good_ms;
-      const updated = lastGood ? tx.updated + " " + fmt.format(new Date(lastGood)) : "";
+      const updated = lastGood && !replay ? tx.updated + " " + fmt.format(new Date(lastGood)) : "";
       const late = 2 * config.refresh_ms + 2000;
       const heard = Math.max(shell.answeredAt, shell.wallSince);
       const silent = onWall && now - heard > late;
@@ -80,8 +86,15 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
                   config.rotate.length + ") · " + left + "s";
         if (target.path !== pathname) { path = target.path; }
       }
+      const quiet = onWall ? status.quiet || null : null;
+      const quietKey = JSON.stringify(quiet) + (path === nu ? pathname : path);
+      let quietShown = nu;
+      if (quietKey !== shell.quietShown) {
+        shell.quietShown = quietKey;
+        quietShown = floorlinkQuiet(quiet, path === nu ? pathname : path);
+      }
       return [clock, updated, banner, bannerClass, dot, showing, path,
-              errors ? errors.text : "", errors ? errors.title : ""];
+              errors ? errors.text : "", errors ? errors.title : "", quietShown];
     },
 
     /* Fire the next refresh just after the server's next snapshot boundary (snapshots are
@@ -101,21 +114,24 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
 
     /* The issue board, redrawn every second: countdowns from absolute deadlines, in the
        order of urgency (docs/wall.md), paged instead of scrolled. A row pulses during its
-       first minute overdue, then stays steady red. */
-    board: function (n, data) {
+       first minute overdue, then stays steady red. A screen replaying an instant counts
+       down to that instant, which does not move; only its pages turn. */
+    board: function (n, data, config) {
       const nu = window.dash_clientside.no_update;
       if (!data) { return [nu, nu]; }
       if (data.state === "failed") { return [[floorlinkDiv("panel-failed", data.message)], ""]; }
       const tx = data.texts;
-      const now = Date.now();
-      const rows = data.rows.map((r) => floorlinkBoardRow(r, now, tx)).sort(floorlinkByUrgency);
+      const replay = config && config.replay_ms;
+      const now = replay || Date.now();
+      const rows = data.rows.map((r) => floorlinkBoardRow(r, now, tx, !replay)).sort(floorlinkByUrgency);
       if (!rows.length) {
         return [[data.state === "empty" ? floorlinkDiv("empty", tx.no_data)
-                                        : floorlinkDiv("calm", tx.all_clear)], ""];
+                 : data.state === "quiet" ? floorlinkDiv("empty", tx.no_open_issues)
+                 : floorlinkDiv("calm", tx.all_clear)], ""];
       }
       const box = floorlinkOutputBox();
       const columns = ((box && box.dataset.columns) || "").split(" ").filter(Boolean);
-      const page = floorlinkPage(box, rows, data.page_s, now);
+      const page = floorlinkPage(box, rows, data.page_s, Date.now());
       const shown = page.rows.map((r) => floorlinkComponent("Div", {
         key: r.id, className: r.cls,
         children: columns[0] === "cards" ? floorlinkCard(r.cells, tx) : columns.map((c) => r.cells[c])}));
@@ -235,8 +251,9 @@ function floorlinkDuration(ms, tx) {
   return floorlinkFill(tx.duration_ms, {m: m, s: s});
 }
 
-/* One board row at `now`: its cells by column, and what it sorts by. */
-function floorlinkBoardRow(r, now, tx) {
+/* One board row at `now`: its cells by column, and what it sorts by. `pulse`: whether a row
+   in its first minute overdue pulses (not on a replayed instant, where it would for ever). */
+function floorlinkBoardRow(r, now, tx, pulse) {
   const acked = r.acknowledged_ms !== null;
   const left = (acked ? r.resolve_due_ms : r.ack_due_ms) - now;
   const overdue = left < 0;
@@ -247,7 +264,7 @@ function floorlinkBoardRow(r, now, tx) {
   return {
     id: r.id, pingPong: r.ping_pong, left: left, raised: r.raised_ms,
     state: overdue ? 0 : soon ? 1 : 2, severity: severity ? Number(severity[1]) : 9,
-    cls: "row" + (overdue ? " overdue" + (-left < 60 * 1000 ? " fresh" : "") : soon ? " due-soon" : ""),
+    cls: "row" + (overdue ? " overdue" + (pulse && -left < 60 * 1000 ? " fresh" : "") : soon ? " due-soon" : ""),
     cells: {
       severity: floorlinkSpan(r.severity, "c-severity sev sev-" + r.severity),
       id: floorlinkSpan(r.id, "c-id"),
@@ -260,6 +277,16 @@ function floorlinkBoardRow(r, now, tx) {
       countdown: floorlinkSpan(word + " " + floorlinkDuration(left, tx), "c-countdown"),
     },
   };
+}
+
+/* The no-new-data notice: when the newest record is from, and a link that replays this
+   page, scope kept, at that instant ("" when there is new data). */
+function floorlinkQuiet(quiet, pathname) {
+  if (!quiet) { return ""; }
+  const params = new URLSearchParams(window.location.search);
+  params.set("at", quiet.at);
+  return [quiet.text + " · " + quiet.hint + " ",
+          floorlinkComponent("A", {href: pathname + "?" + params.toString(), children: "?at=" + quiet.at})];
 }
 
 /* A board row on two lines: what, whom to call and how long it has left; where, its
@@ -283,12 +310,15 @@ function floorlinkByUrgency(a, b) {
 }
 
 /* As many whole rows as `box` holds at the row height its CSS gives (grid-auto-rows): its
-   max-height when it grows with its rows, else its height. Page `page` of `pages`, turning
+   max-height when it grows with its rows, else its height, less the lines past the first
+   of the text it shares its room with (data-shares-with). Page `page` of `pages`, turning
    every `pageS` seconds (0: always the first). */
 function floorlinkPage(box, rows, pageS, now) {
   const style = box ? getComputedStyle(box) : null;
   const rowPx = style ? parseFloat(style.gridAutoRows) : NaN;
-  const room = style ? (parseFloat(style.maxHeight) || box.clientHeight) : NaN;
+  const shared = box && box.dataset.sharesWith ? document.getElementById(box.dataset.sharesWith) : null;
+  const extra = shared ? Math.max(0, shared.offsetHeight - parseFloat(getComputedStyle(shared).lineHeight)) : 0;
+  const room = style ? (parseFloat(style.maxHeight) || box.clientHeight) - extra : NaN;
   const per = rowPx > 0 && room > 0 ? Math.max(1, Math.floor((room + 1) / rowPx)) : rows.length;
   const pages = Math.max(1, Math.ceil(rows.length / per));
   const page = pageS ? Math.floor(now / 1000 / pageS) % pages : 0;

@@ -11,8 +11,9 @@ import json
 import logging
 import math
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import dash
 from dash import (MATCH, ClientsideFunction, Input, Output, Patch, State, callback,
@@ -22,7 +23,7 @@ from data.words import TEXT, bilingual_name, format_minutes, language, t
 from flask import current_app
 from plotly.utils import PlotlyJSONEncoder
 
-from data import settings, theme
+from data import settings, theme, timezones
 from data.wall import screens
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,9 @@ BOARD_COLUMNS = {"severity": "col_severity", "id": "col_id", "type": "col_type",
 # runs out, the title first.
 FIXED_COLUMNS = ("severity", "countdown")
 # The words the browser writes the board with.
-BOARD_WORDS = ("to_ack", "to_resolve", "overdue_by", "page_of", "all_clear", "no_data",
-               "ping_pong_mark", "ping_pong_title", "duration_dh", "duration_hm", "duration_ms",
-               "duration_m", "call", "col_age")
+BOARD_WORDS = ("to_ack", "to_resolve", "overdue_by", "page_of", "all_clear", "no_open_issues",
+               "no_data", "ping_pong_mark", "ping_pong_title", "duration_dh", "duration_hm",
+               "duration_ms", "duration_m", "call", "col_age")
 TILE_SLOT = "tile-slot"
 # A material alert's colour, the same on every page: a stagnant lot amber, a shortage red.
 ALERT_LEVELS = {"stagnant": theme.WARN, "shortage": theme.BAD}
@@ -107,16 +108,50 @@ def _shown(value: str) -> str:
 
 class KioskParams(NamedTuple):
     """What a screen's address asks for, made safe: a bad value is clamped or ignored and
-    `notices` says so on the screen, in its language."""
+    `notices` says so on the screen, in its language. `at`: the instant replayed, or None
+    for the live wall."""
     lang: str
     every_s: int
     rotate: list[str]
     kiosk: bool
     notices: list[str]
+    at: datetime | None = None
+
+
+def replay_instant(value) -> tuple[datetime | None, str | None]:
+    """?at= as the instant to replay, in UTC to the second: ISO 8601, site time unless it
+    carries an offset, from PLAUSIBLE_FROM up to now (the future has no figures yet). Returns
+    (the instant, None), (None, None) when not asked, or (None, the words key of why the
+    value is refused); a refused value leaves the screen live."""
+    if isinstance(value, (list, tuple)):          # ?at=..&at=..: the last, as for the others
+        value = value[-1] if value else None
+    if value is None or not str(value).strip():
+        return None, None
+    try:
+        at = timezones.parse_instant(str(value)).replace(microsecond=0)
+    except (ValueError, OverflowError):
+        return None, "param_at_invalid"
+    if at > timezones.utc_now():
+        return None, "param_at_future"
+    if at < timezones.parse_instant(settings.get("PLAUSIBLE_FROM")):
+        return None, "param_at_too_early"
+    return at, None
+
+
+def site_time(instant: datetime, seconds: bool = True) -> str:
+    """An instant as the header and the notices write it, in site time: 2016-03-10 10:00
+    (with its seconds when it has any and `seconds` asks for them)."""
+    local = timezones.to_site(instant)
+    return local.strftime("%Y-%m-%d %H:%M:%S" if seconds and local.second else "%Y-%m-%d %H:%M")
+
+
+def at_param(instant: datetime) -> str:
+    """An instant as ?at= takes it, in site time: 2016-03-10T10:00."""
+    return site_time(instant).replace(" ", "T")
 
 
 def kiosk_params(params: dict[str, str], pages: list[str]) -> KioskParams:
-    """Read ?lang=, ?every=, ?rotate= and ?kiosk= against the wall's `pages`."""
+    """Read ?lang=, ?every=, ?rotate=, ?kiosk= and ?at= against the wall's `pages`."""
     asked_lang = params.get("lang") or ""
     lang = language(asked_lang)
     notices = []
@@ -138,7 +173,12 @@ def kiosk_params(params: dict[str, str], pages: list[str]) -> KioskParams:
     kiosk = KIOSK_VALUES.get(params.get("kiosk", "0").strip().lower())
     if kiosk is None:
         notices.append(t("param_kiosk_invalid", lang).format(value=_shown(params["kiosk"])))
-    return KioskParams(lang, every_s, [name for name in asked if name in pages], bool(kiosk), notices)
+    at, refused = replay_instant(params.get("at"))
+    if refused:
+        notices.append(t(refused, lang).format(value=_shown(params["at"]),
+                                               bound=settings.get("PLAUSIBLE_FROM")))
+    return KioskParams(lang, every_s, [name for name in asked if name in pages], bool(kiosk),
+                       notices, at)
 
 
 def _seconds(value: str) -> int:
@@ -164,6 +204,7 @@ def app_shell() -> html.Div:
         html.Header(className="wall-header", children=[
             html.Div(className="wall-brand", children=[html.Span("▣", className="mark"),
                                                          html.Span(id="wall-title")]),
+            html.Div(id="wall-replay", className="wall-replay"),
             html.Div(id="wall-scope", className="wall-scope"),
             html.Div(id="wall-now-showing", className="wall-now-showing"),
             html.Nav(id="wall-nav", className="wall-nav"),
@@ -175,6 +216,7 @@ def app_shell() -> html.Div:
             html.Div(id="wall-clock", className="wall-clock"),
         ]),
         html.Div(id="wall-params", className="wall-params"),
+        html.Div(id="wall-quiet", className="wall-quiet"),
         html.Div(id="stale-banner", className="stale-banner"),
         html.Div(className="wall-body", children=dash.page_container),
     ])
@@ -183,31 +225,34 @@ def app_shell() -> html.Div:
 @callback(
     Output("wall-title", "children"), Output("wall-nav", "children"),
     Output("wall-config", "data"), Output("wall-root", "className"), Output("wall-scope", "children"),
-    Output("wall-params", "children"),
+    Output("wall-params", "children"), Output("wall-replay", "children"),
     Input("url", "search"), Input("url", "pathname"),
 )
 def _shell_texts(search, pathname):
     params = query_params(search)
     pages = wall_pages()
     asked = kiosk_params(params, [p["name"] for p in pages])
-    lang = asked.lang
-    keep = f"?lang={lang}"
+    lang, at = asked.lang, asked.at
+    # The navigation keeps the language and the instant replayed.
+    keep = "?" + urlencode({"lang": lang, **({"at": at_param(at)} if at else {})}, safe=":")
     nav = [dcc.Link(t(f"page_{p['name']}", lang), href=p["path"] + keep) for p in pages]
     config = {
         "lang": lang, "refresh_ms": refresh_ms(), "build_id": BUILD_ID,
         "tz": settings.get("SITE_TZ"),
+        "replay_ms": int(at.timestamp() * 1000) if at else None,
         "rotate": [{"path": page_path(n), "label": t(f"page_{n}", lang)} for n in asked.rotate],
         "every_s": asked.every_s,
         "texts": {k: t(k, lang) for k in ("updated", "stale", "stale_detail", "db_unreachable",
                                            "server_unreachable", "server_error", "retrying",
                                            "now_showing")},
     }
-    root_class = f"wall-root lang-{lang}" + (" kiosk" if asked.kiosk else "")
+    root_class = f"wall-root lang-{lang}" + (" kiosk" if asked.kiosk else "") + (" replay" if at else "")
     page = page_at(pathname)
     follows = page_follows(page)
     label = scope_label(lang, _department_name(params.get("dept"), lang), params.get("line"),
                         "dept" in follows) if page else ""
-    return t("app_title", lang), nav, config, root_class, label, " · ".join(asked.notices)
+    replay = t("replay_label", lang).format(at=site_time(at)) if at else ""
+    return t("app_title", lang), nav, config, root_class, label, " · ".join(asked.notices), replay
 
 
 def _department_name(department: str | None, lang: str) -> str | None:
@@ -229,7 +274,7 @@ clientside_callback(
     Output("stale-banner", "children"), Output("stale-banner", "className"),
     Output("wall-status-dot", "className"), Output("wall-now-showing", "children"),
     Output("url", "pathname"), Output("wall-data-errors", "children"),
-    Output("wall-data-errors", "title"),
+    Output("wall-data-errors", "title"), Output("wall-quiet", "children"),
     Input("clock-tick", "n_intervals"), Input("wall-status", "data"),
     State("wall-config", "data"), State("url", "pathname"),
 )
@@ -307,14 +352,18 @@ def grid_row(cells: list, class_name: str, **kwargs) -> html.Div:
         c if isinstance(c, html.Span) else html.Span(c) for c in cells], **kwargs)
 
 
-def row_table(list_id: str, head: list[str] | None = None, class_name: str = "") -> html.Div:
+def row_table(list_id: str, head: list[str] | None = None, class_name: str = "", *,
+              shares_with: str | None = None) -> html.Div:
     """A list drawn as a table whose columns are as wide as their content. The browser fills
     it from the `{list_id}-data` store (`row_pager(list_id)`) with as many whole rows as the
-    panel holds, paged, or the first ones and "+N more": no row is hidden without a word."""
+    panel holds, paged, or the first ones and "+N more": no row is hidden without a word.
+    `shares_with`: the id of a text under the list whose lines past its first come out of
+    the list's room (the scoreboard's star line), so a long one costs a row, not the panels
+    below."""
     return html.Div(className=f"table {class_name}".strip(), children=[
         dcc.Store(id=f"{list_id}-data"),
         *([grid_row(head, "row head")] if head else []),
-        html.Div(id=list_id, className="rows"),
+        html.Div(id=list_id, className="rows", **({"data-shares-with": shares_with} if shares_with else {})),
     ])
 
 
@@ -337,10 +386,24 @@ def row_pager(list_id: str) -> None:
     )
 
 
-def level_span(figure: str, value, text: str) -> html.Span:
-    """A figure in the colour of its level by the wall's one rule (data.theme.level)."""
+def shown_level(figure: str, value, *, green: bool = True) -> str | None:
+    """The level a figure is shown in: the wall's one rule (data.theme.level), and with
+    `green` false a good level shown neutral: a plant without new data (or a page without
+    any) is true to count 0, but 0 then says nothing about how the plant is doing."""
     level = theme.level(figure, value)
+    return None if level == theme.OK and not green else level
+
+
+def level_span(figure: str, value, text: str, *, green: bool = True) -> html.Span:
+    """A figure in the colour it is shown in (shown_level)."""
+    level = shown_level(figure, value, green=green)
     return html.Span(text, className=f"num {level}" if level else "num")
+
+
+def calm_class(green: bool) -> str:
+    """How an empty list that means "nothing wrong" is drawn: green, or neutral when green
+    would claim more than the data shows (see shown_level)."""
+    return "calm" if green else "empty"
 
 
 def dwell(lot: dict, lang: str) -> str:
@@ -401,16 +464,19 @@ def board_data(snapshot: dict, lang: str) -> dict:
         "raised_ms": r["raised_ms"], "acknowledged_ms": r["acknowledged_ms"],
         "ack_due_ms": r["ack_due_ms"], "resolve_due_ms": r["resolve_due_ms"],
     } for r in snapshot["board"]]
-    return {"rows": rows, "page_s": PAGE_S, "state": "empty" if snapshot.get("no_data") else "ok",
+    state = "empty" if snapshot.get("no_data") else "quiet" if snapshot.get("quiet") else "ok"
+    return {"rows": rows, "page_s": PAGE_S, "state": state,
             "texts": {k: t(k, lang) for k in BOARD_WORDS}}
 
 
 def board_ticker(prefix: str) -> None:
-    """Register the clientside callback that redraws `prefix`'s board every second."""
+    """Register the clientside callback that redraws `prefix`'s board every second, counting
+    down to the replayed instant's clock when the screen replays one (wall-config)."""
     clientside_callback(
         ClientsideFunction(namespace="floorlink", function_name="board"),
         Output(f"{prefix}-board-rows", "children"), Output(f"{prefix}-board-pager", "children"),
         Input("clock-tick", "n_intervals"), Input(f"{prefix}-board-data", "data"),
+        State("wall-config", "data"),
     )
 
 
@@ -432,9 +498,17 @@ class Part(NamedTuple):
     render: Callable[[dict, str], Any]
 
 
-def page_scope(lang: str | None, dept: str | None, line: str | None) -> dict:
-    """A screen's scope as its page's layout receives it from the address."""
-    return {"lang": language(lang), "dept": dept or None, "line": line or None}
+def page_scope(lang: str | None, dept: str | None, line: str | None, at: str | None = None) -> dict:
+    """A screen's scope as its page's layout receives it from the address: `at` the instant
+    replayed (ISO 8601, UTC), None for the live wall or a refused value (the shell says why)."""
+    replayed, _ = replay_instant(at)
+    return {"lang": language(lang), "dept": dept or None, "line": line or None,
+            "at": replayed.isoformat() if replayed else None}
+
+
+def scope_instant(scope: dict) -> datetime | None:
+    """The instant a screen's scope replays, None for the live wall."""
+    return datetime.fromisoformat(scope["at"]) if scope.get("at") else None
 
 
 def wall_page(page: str, scope: dict, class_name: str, children: list) -> html.Div:
@@ -465,7 +539,8 @@ def align_refresh(prefix: str) -> None:
 def wall_refresh(page: str, parts: dict[str, Part], snapshot: Callable[..., dict]) -> Callable:
     """Register the refresh of the wall page named `page` (the same for every page:
     `serve_refresh`) and its alignment on the server's snapshot boundaries. `snapshot` is
-    called with the database URL and the scope the page follows (register_page's `follows`)."""
+    called with the database URL, the scope the page follows (register_page's `follows`) and
+    the instant replayed (`at`, None for the live wall)."""
     follows = page_follows(next(p for p in dash.page_registry.values() if p["name"] == page))
 
     @callback(*(part.output for part in parts.values()), Output(f"{page}-notice", "children"),
@@ -487,22 +562,24 @@ def serve_refresh(page: str, parts: dict[str, Part], snapshot: Callable[..., dic
     screen now has (`sent`) and the shell's status.
 
     The scope is checked before anything is computed. The parts come from the view shared
-    by every screen of the scope and language (drawn once per interval), and a screen is
-    sent only what differs from what it has. The answer is never an error: a failure becomes
-    a status, so the banner can tell a database that does not answer from a server that
-    failed, and from a server that does not answer at all."""
+    by every screen of the scope, language and instant (drawn once per interval, or once per
+    replayed instant), and a screen is sent only what differs from what it has. The answer is
+    never an error: a failure becomes a status, so the banner can tell a database that does
+    not answer from a server that failed, and from a server that does not answer at all."""
     database_url = current_app.config["FLOORLINK_DATABASE_URL"]
     lang = scope["lang"]
     sent = dict(sent or {})
     keep = (no_update,) * len(parts)
+    at = scope_instant(scope)
     try:
         problem = screens.scope_problem(database_url, scope["dept"], scope["line"])
         if problem is None:
             followed = {key: scope[key] for key in follows}
             view = screens.view_for_screen(
                 page, database_url,
-                lambda: snapshot(database_url, **{SCOPE_ARGS[k]: v for k, v in followed.items()}),
-                lambda shot: render_view(parts, shot, lang), lang=lang, **followed)
+                lambda: snapshot(database_url, at=at,
+                                 **{SCOPE_ARGS[k]: v for k, v in followed.items()}),
+                lambda shot: render_view(parts, shot, lang), lang=lang, at=at, **followed)
     except screens.UnknownScope as unknown:     # the plant changed between the check and now
         problem = unknown.problem
     except screens.SourceUnavailable:
@@ -515,14 +592,14 @@ def serve_refresh(page: str, parts: dict[str, Part], snapshot: Callable[..., dic
         notice = send(sent, "notice", rendered(scope_notice(problem, lang)))
         return (*keep, notice, sent, status_ok({"as_of_ms": int(time.time() * 1000)}))
     out = tuple(send(sent, name, view["parts"][name]) for name in parts)
-    return (*out, send(sent, "notice", view["notice"]), sent, status_ok(view))
+    return (*out, send(sent, "notice", view["notice"]), sent, status_ok(view, replay=at is not None))
 
 
 def render_view(parts: dict[str, Part], snapshot: dict, lang: str) -> dict:
     """Every part of a page in one language as screens are sent them, the page's notice
-    (an empty database) and the header's data-error marker. A part the snapshot could not
-    compute (`failed_panels`), or that cannot be drawn, says so in its panel; the others are
-    drawn as usual."""
+    (an empty database), the header's data-error marker and the no-new-data notice. A part
+    the snapshot could not compute (`failed_panels`), or that cannot be drawn, says so in its
+    panel; the others are drawn as usual."""
     failed = set(snapshot.get("failed_panels") or ())
 
     def draw(name: str, part: Part):
@@ -535,7 +612,8 @@ def render_view(parts: dict[str, Part], snapshot: dict, lang: str) -> dict:
 
     return {"parts": {name: rendered(draw(name, part)) for name, part in parts.items()},
             "notice": rendered(empty_notice(lang) if snapshot.get("empty_database") else None),
-            "data_errors": data_errors_marker(snapshot.get("data_errors"), lang)}
+            "data_errors": data_errors_marker(snapshot.get("data_errors"), lang),
+            "quiet": quiet_notice(snapshot, lang)}
 
 
 def failed_value(output: Output, lang: str):
@@ -590,6 +668,29 @@ def data_errors_marker(errors: dict | None, lang: str) -> dict | None:
     return {"text": text, "title": "\n".join([t("data_errors_title", lang), *examples])}
 
 
+def quiet_notice(snapshot: dict, lang: str) -> dict | None:
+    """The notice of a plant without new data (the snapshot's `quiet`): when its newest
+    record is from and how long ago, and the instant to replay to see the wall as it was
+    then (the shell writes it as a link); None when there is new data."""
+    if not snapshot.get("quiet"):
+        return None
+    newest = datetime.fromtimestamp(snapshot["newest_record_ms"] / 1000, timezone.utc)
+    return {"text": t("no_new_data", lang).format(
+                when=site_time(newest, seconds=False),
+                ago=_ago(snapshot["as_of_ms"] - snapshot["newest_record_ms"], lang)),
+            "hint": t("replay_hint", lang), "at": at_param(newest)}
+
+
+def _ago(ms: int, lang: str) -> str:
+    """How long ago, in whole days from two days, else whole hours from two hours, else minutes."""
+    minutes = ms // 60_000
+    if minutes >= 2 * 1440:
+        return t("ago_days", lang).format(n=f"{minutes // 1440:,}")
+    if minutes >= 2 * 60:
+        return t("ago_hours", lang).format(n=f"{minutes // 60:,}")
+    return t("ago_minutes", lang).format(n=f"{minutes:,}")
+
+
 def _digest(value) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -622,11 +723,14 @@ def send(sent: dict, name: str, part: dict):
     return part["value"]
 
 
-def status_ok(shown: dict) -> dict:
+def status_ok(shown: dict, replay: bool = False) -> dict:
     """The shell's freshness record after a good refresh (by the instant of its data), with
-    the server's clock and the data-error marker."""
-    return {"state": "ok", "last_good_ms": shown["as_of_ms"], "build_id": BUILD_ID,
-            "server_ms": int(time.time() * 1000), "data_errors": shown.get("data_errors")}
+    the server's clock, the data-error marker and the no-new-data notice. A replayed
+    instant's data is as fresh as it will ever be: its refresh is dated by the answer."""
+    server_ms = int(time.time() * 1000)
+    return {"state": "ok", "last_good_ms": server_ms if replay else shown["as_of_ms"],
+            "build_id": BUILD_ID, "server_ms": server_ms, "data_errors": shown.get("data_errors"),
+            "quiet": shown.get("quiet")}
 
 
 def status_down(status: dict | None) -> dict:

@@ -11,8 +11,8 @@ from data.wall import screens
 dash.register_page(__name__, path="/issues", name="issues", title="FloorLink · 问题看板")
 
 
-def layout(lang=None, dept=None, line=None, **_other_query_params):
-    scope = _ui.page_scope(lang, dept, line)
+def layout(lang=None, dept=None, line=None, at=None, **_other_query_params):
+    scope = _ui.page_scope(lang, dept, line, at)
     return _ui.wall_page("issues", scope, "issues", [
         dcc.Store(id="issues-board-data"),
         _ui.issue_board("issues", scope["lang"]),

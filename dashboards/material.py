@@ -20,8 +20,8 @@ _RULED = ("stagnant_lots", "shortages")
 STAGNANT_HEAD = ("col_location", "col_material", "col_lot", "col_qty", "col_dwell")
 
 
-def layout(lang=None, dept=None, line=None, **_other_query_params):
-    scope = _ui.page_scope(lang, dept, line)
+def layout(lang=None, dept=None, line=None, at=None, **_other_query_params):
+    scope = _ui.page_scope(lang, dept, line, at)
     lang = scope["lang"]
     return _ui.wall_page("material", scope, "material", [
         html.Section(id="material-tiles", className="tiles tiles-4",
@@ -46,11 +46,18 @@ def _tile_value(name: str, value, lang: str):
     return format_count(value)
 
 
+def _green(snapshot: dict) -> bool:
+    """Whether a good level may show green: not while the plant has no new data, nor on a
+    page without material data at all (0 stagnant lots of no lots is no good news)."""
+    return not (snapshot.get("quiet") or snapshot.get("no_data"))
+
+
 def _tiles(snapshot: dict, lang: str) -> list:
     figures_now = snapshot["tiles"]
     return [_ui.tile_content(f"material-tile-{name}", t(f"tile_{name}", lang),
                              _tile_value(name, figures_now[name], lang), "",
-                             theme.level(name, figures_now[name]) if name in _RULED else None)
+                             _ui.shown_level(name, figures_now[name], green=_green(snapshot))
+                             if name in _RULED else None)
             for name in TILES]
 
 
@@ -62,7 +69,7 @@ def _stagnant(snapshot: dict, lang: str) -> dict:
         html.Span(_ui.dwell(s, lang), className=f"num {theme.WARN}")], "row")
         for s in snapshot["stagnant"]]
     return _ui.list_data(rows, lang, empty=t("no_stagnant", lang),
-                         total=snapshot.get("stagnant_total"))
+                         total=snapshot.get("stagnant_total"), empty_class=_ui.calm_class(_green(snapshot)))
 
 
 def _shortages(snapshot: dict, lang: str) -> dict:
@@ -70,7 +77,7 @@ def _shortages(snapshot: dict, lang: str) -> dict:
     rows = [_ui.alert_row("shortage", lang, s["location_name"], s["title"], s["id"],
                           format_duration(s["waiting_min"], lang)) for s in snapshot["shortages"]]
     return _ui.list_data(rows, lang, empty=t("no_shortages", lang),
-                         total=snapshot.get("shortages_total"))
+                         total=snapshot.get("shortages_total"), empty_class=_ui.calm_class(_green(snapshot)))
 
 
 def _stages(snapshot: dict, lang: str) -> dict:

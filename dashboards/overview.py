@@ -8,7 +8,7 @@ from dash import Output, dcc, html
 from dashboards import _ui
 from data.words import (bilingual_name, format_count, format_duration, format_minutes,
                         format_percent, t)
-from data import figures, settings, theme
+from data import figures, settings
 from data.wall import screens
 
 dash.register_page(__name__, path="/", name="overview", title="FloorLink")
@@ -26,8 +26,8 @@ SCOREBOARD_HEAD = ("department", "col_open", "col_overdue", "col_median_response
                    "col_ping_pong")
 
 
-def layout(lang=None, dept=None, line=None, **_other_query_params):
-    scope = _ui.page_scope(lang, dept, line)
+def layout(lang=None, dept=None, line=None, at=None, **_other_query_params):
+    scope = _ui.page_scope(lang, dept, line, at)
     lang = scope["lang"]
     return _ui.wall_page("overview", scope, "overview", [
         dcc.Store(id="overview-board-data"),
@@ -37,7 +37,7 @@ def layout(lang=None, dept=None, line=None, **_other_query_params):
             _ui.issue_board("overview", lang, cards=True),
             _ui.panel(t("scoreboard_title", lang), html.Div(className="score-body", children=[
                 _ui.row_table("overview-scoreboard", [t(k, lang) for k in SCOREBOARD_HEAD],
-                              "score-table"),
+                              "score-table", shares_with="overview-star"),
                 html.Div(id="overview-star", className="star-line")]),
                 aside=_ui.pager("overview-scoreboard"), id="overview-scoreboard-panel"),
             _ui.panel(t("trend_title", lang), _ui.chart("overview-trend"), id="overview-trend-panel",
@@ -82,28 +82,33 @@ def _change(name: str, value, yesterday, lang: str) -> list:
 
 
 def _tiles(snapshot: dict, lang: str) -> list:
+    """Each tile in the colour of its level, without green while the plant has no new data."""
+    green = not snapshot.get("quiet")
     tiles = []
     for name in TILES:
         value, yesterday = snapshot["tiles"][name]["value"], snapshot["tiles"][name]["yesterday"]
         tiles.append(_ui.tile_content(f"overview-tile-{name}", t(_TILE_LABELS[name], lang),
                                       _tile_text(name, value, lang),
-                                      _change(name, value, yesterday, lang), theme.level(name, value)))
+                                      _change(name, value, yesterday, lang),
+                                      _ui.shown_level(name, value, green=green)))
     return tiles
 
 
 def _scoreboard(snapshot: dict, lang: str) -> dict:
     """Every department of the scope, one row each; the browser pages them if they do not
-    fit. Coloured cells follow the wall's one rule, as the tiles do."""
+    fit. Coloured cells follow the wall's one rule, as the tiles do, without green while the
+    plant has no new data (the scoreboard is site-wide: a scope without data does not count)."""
     star = snapshot.get("star")
+    green = not snapshot.get("quiet")
     rows = [_ui.grid_row([
         html.Span(("★ " if d["department_code"] == star else "") + bilingual_name(d, lang),
                   className="name"),
         html.Span(format_count(d["open"]), className="num"),
-        _ui.level_span("overdue", d["overdue"], format_count(d["overdue"])),
+        _ui.level_span("overdue", d["overdue"], format_count(d["overdue"]), green=green),
         _ui.level_span("median_response_min", d["median_response_min"],
-                       format_minutes(d["median_response_min"], lang)),
+                       format_minutes(d["median_response_min"], lang), green=green),
         _ui.level_span("response_sla_compliance", d["response_sla_compliance"],
-                       format_percent(d["response_sla_compliance"], lang)),
+                       format_percent(d["response_sla_compliance"], lang), green=green),
         html.Span(format_count(d["ping_pong"]), className="num"),
     ], "row", key=d["department_code"]) for d in snapshot["scoreboard"]]
     return _ui.list_data(rows, lang, empty=t("no_data", lang), empty_class="empty")
@@ -135,14 +140,19 @@ def _star(snapshot: dict, lang: str) -> html.Span:
 
 def _material(snapshot: dict, lang: str) -> dict:
     """Open shortages, then stagnant lots longest first: the first ones that fit, and how
-    many more there are (the material page lists them all)."""
+    many more there are (the material page lists them all). None of them reads "flowing
+    normally" in green; "no material alerts" while the plant has no new data; "no data"
+    when the scope holds no lot at all."""
     shortages, stagnant = snapshot["shortages"], snapshot["stagnant"]
     rows = [_ui.alert_row("shortage", lang, s["location_name"], s["title"], s["id"],
                           format_duration(s["waiting_min"], lang)) for s in shortages] + \
            [_ui.alert_row("stagnant", lang, s["location_name"], s["material_name"], s["lot"],
                           _ui.dwell(s, lang)) for s in stagnant]
     total = snapshot.get("shortages_total", len(shortages)) + snapshot.get("stagnant_total", len(stagnant))
-    return _ui.list_data(rows, lang, empty=t("no_material_alerts", lang), total=total, paged=False)
+    empty, empty_class = ("no_data", "empty") if snapshot.get("no_material_data") else \
+        ("no_material_alerts_quiet", "empty") if snapshot.get("quiet") else ("no_material_alerts", "calm")
+    return _ui.list_data(rows, lang, empty=t(empty, lang), total=total, paged=False,
+                         empty_class=empty_class)
 
 
 def _trend(snapshot: dict, lang: str) -> dict:

@@ -45,6 +45,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Issues a department must have raised in the last 7 days to compete for the collaboration star."),
     Setting("SHORTAGE_ISSUE_TYPES", "material_shortage",
             "Issue types (comma separated) that count as material shortages on the wall."),
+    Setting("QUIET_AFTER_H", "24",
+            "Hours after the newest record (an issue raised, an event, a movement) from which every "
+            "wall page says there is no new data and no figure shows green."),
     Setting("PLAUSIBLE_FROM", "2000-01-01",
             "Earliest time the wall accepts in a row (site time); a row dated before it is left out and counted as a data error."),
     Setting("PLAUSIBLE_UNTIL", "2100-01-01",

@@ -4,12 +4,14 @@ an empty database, data errors, failures answered as a status) and the pages' ca
 checked by Dash against their layouts."""
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from dash import Output, no_update
 
-from data import cache
+from data import cache, timezones
 from data.wall import screens
 
 import app as floorlink
@@ -24,12 +26,14 @@ def dash_app(tmp_path_factory):
 
 @pytest.fixture
 def server(dash_app, tmp_path, monkeypatch):
-    """The app's server with a cache of its own, one long interval, and no scope problems
-    unless a test says otherwise."""
+    """The app's server with a cache of its own, one long interval, no scope problems and a
+    plant with new data unless a test says otherwise."""
     monkeypatch.setenv("CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CACHE_KEY_PREFIX", f"floorlink-test-{uuid.uuid4().hex[:8]}:")
     monkeypatch.setenv("REFRESH_S", "3600")
     monkeypatch.setattr(screens, "scope_problem", lambda url, department, line: None)
+    monkeypatch.setattr(screens, "freshness_for_screen",
+                        lambda url, at=None: {"newest_record_ms": 500, "quiet": False})
     cache.init_app(dash_app.server)
     with dash_app.server.app_context():
         yield dash_app.server
@@ -67,8 +71,8 @@ def test_an_unsupported_language_shows_chinese_and_says_so_in_both():
     asked = ui().kiosk_params({"lang": "fr"}, PAGES)
     assert asked.lang == "zh"
     assert asked.notices == ["不支持语言 fr，已使用中文 · Language fr is not supported; showing Chinese"]
-    assert ui().kiosk_params({"lang": "en"}, PAGES) == ("en", 30, [], False, [])
-    assert ui().kiosk_params({}, PAGES) == ("zh", 30, [], False, [])
+    assert ui().kiosk_params({"lang": "en"}, PAGES) == ("en", 30, [], False, [], None)
+    assert ui().kiosk_params({}, PAGES) == ("zh", 30, [], False, [], None)
 
 
 def test_kiosk_takes_yes_or_no_and_says_when_it_is_neither():
@@ -87,7 +91,7 @@ def test_a_long_value_is_shown_cut():
 
 def test_the_header_says_when_a_page_does_not_follow_the_department(server):
     _ui = ui()
-    title, nav, config, root, scope, notices = _ui._shell_texts("?dept=QA&line=L2", "/material")
+    title, nav, config, root, scope, notices, replay = _ui._shell_texts("?dept=QA&line=L2", "/material")
     assert scope == "产线 L2 · 本页不分部门"
     assert _ui._shell_texts("?dept=QA&lang=en", "/material")[4] == "Whole site · this page is not per department"
     # The overview follows it (no names in this database: the code stands for the name).
@@ -96,13 +100,83 @@ def test_the_header_says_when_a_page_does_not_follow_the_department(server):
     # The 404 is no wall page: not in the navigation, no scope.
     assert [link.href for link in nav] == ["/?lang=zh", "/issues?lang=zh", "/material?lang=zh"]
     assert _ui._shell_texts("?dept=QA", "/nowhere")[4] == ""
-    assert root == "wall-root lang-zh" and notices == ""
-    _, _, config, root, _, notices = _ui._shell_texts(
+    assert root == "wall-root lang-zh" and notices == "" and replay == ""
+    assert config["replay_ms"] is None
+    _, _, config, root, _, notices, _ = _ui._shell_texts(
         "?rotate=overview,nope&every=1e9&kiosk=1&lang=en", "/")
     assert config["every_s"] == 3600 and [r["path"] for r in config["rotate"]] == ["/"]
     assert root == "wall-root lang-en kiosk"
     assert notices == ("every=1e9 is not valid (whole seconds, 5–3600); using 3600 s · "
                        "rotate: unknown page nope ignored (pages: overview, issues, material)")
+
+
+# ---- ?at=: replaying an instant ----------------------------------------------------------
+
+NOW = datetime(2026, 12, 5, 6, 30, tzinfo=timezone.utc)       # 14:30 at the site
+
+
+@pytest.fixture
+def site(monkeypatch):
+    """The site's zone, the plausible range and the clock the tests' instants are read by."""
+    monkeypatch.setenv("SITE_TZ", "Asia/Shanghai")
+    monkeypatch.setenv("PLAUSIBLE_FROM", "2000-01-01")
+    monkeypatch.setattr(timezones, "utc_now", lambda: NOW)
+
+
+@pytest.mark.parametrize("value, replayed", [
+    ("2016-03-10T10:00", datetime(2016, 3, 10, 2, 0, tzinfo=timezone.utc)),        # site time
+    (" 2016-03-10 10:00 ", datetime(2016, 3, 10, 2, 0, tzinfo=timezone.utc)),
+    ("2016-03-10T10:00+00:00", datetime(2016, 3, 10, 10, 0, tzinfo=timezone.utc)),  # its own offset
+    ("2016-03-10T10:00:30.75", datetime(2016, 3, 10, 2, 0, 30, tzinfo=timezone.utc)),
+    ("2016-03-10", datetime(2016, 3, 9, 16, 0, tzinfo=timezone.utc)),               # its midnight
+    ("2000-01-01T00:00", datetime(1999, 12, 31, 16, 0, tzinfo=timezone.utc)),       # PLAUSIBLE_FROM
+    ("2026-12-05T14:30", NOW),                                                      # now
+    (["2016-03-10T10:00", "2016-03-11T10:00"], datetime(2016, 3, 11, 2, 0, tzinfo=timezone.utc)),
+])
+def test_at_is_an_instant_in_site_time_to_the_second(site, value, replayed):
+    _ui = ui()
+    assert _ui.replay_instant(value) == (replayed, None)
+    asked = _ui.kiosk_params({"at": value[-1] if isinstance(value, list) else value}, PAGES)
+    assert asked.at == replayed and asked.notices == []
+    assert _ui.page_scope("en", None, None, value)["at"] == replayed.isoformat()
+
+
+@pytest.mark.parametrize("value, lang, said", [
+    ("yesterday", "zh", "参数 at=yesterday 无效（应为站点时间，如 2016-03-10T10:00），显示实时数据"),
+    ("2016-13-01T10:00", "en", "at=2016-13-01T10:00 is not a time (site time, e.g. 2016-03-10T10:00); "
+                               "showing live data"),
+    ("2026-12-05T14:30:01", "zh", "参数 at=2026-12-05T14:30:01 在未来，无法回放，显示实时数据"),
+    ("2030-01-01T00:00", "en", "at=2030-01-01T00:00 is in the future and cannot be replayed; showing live data"),
+    ("1999-12-31T23:59:59", "zh", "参数 at=1999-12-31T23:59:59 早于 PLAUSIBLE_FROM（2000-01-01），无法回放，显示实时数据"),
+    ("0001-01-01T00:00", "en", "at=0001-01-01T00:00 is not a time (site time, e.g. 2016-03-10T10:00); "
+                               "showing live data"),
+    ("<b>" + "9" * 40, "en", "at=<b>" + "9" * 20 + "… is not a time (site time, e.g. 2016-03-10T10:00); "
+                             "showing live data"),
+])
+def test_a_refused_instant_leaves_the_screen_live_and_is_said(site, value, lang, said):
+    _ui = ui()
+    asked = _ui.kiosk_params({"at": value, "lang": lang}, PAGES)
+    assert asked.at is None and asked.notices == [said]
+    assert _ui.page_scope(lang, None, None, value)["at"] is None
+    assert _ui.replay_instant(None) == (None, None) and _ui.replay_instant("  ") == (None, None)
+
+
+def test_the_header_says_replay_and_the_navigation_keeps_the_instant(server, site):
+    _ui = ui()
+    title, nav, config, root, scope, notices, replay = _ui._shell_texts(
+        "?at=2016-03-10T10:00&lang=en&dept=QA", "/issues")
+    assert replay == "Replay at 2016-03-10 10:00"
+    assert config["replay_ms"] == int(datetime(2016, 3, 10, 2, 0, tzinfo=timezone.utc).timestamp() * 1000)
+    assert root == "wall-root lang-en replay" and notices == ""
+    assert [link.href for link in nav] == ["/?lang=en&at=2016-03-10T10:00",
+                                           "/issues?lang=en&at=2016-03-10T10:00",
+                                           "/material?lang=en&at=2016-03-10T10:00"]
+    assert _ui._shell_texts("?at=2016-03-10T10:00:30", "/")[6] == "回放 2016-03-10 10:00:30"
+    # Refused: the screen is live, and says why.
+    _, nav, config, root, _, notices, replay = _ui._shell_texts("?at=2030-01-01", "/")
+    assert replay == "" and config["replay_ms"] is None and root == "wall-root lang-zh"
+    assert notices == "参数 at=2030-01-01 在未来，无法回放，显示实时数据"
+    assert nav[0].href == "/?lang=zh"
 
 
 # ---- the refresh protocol ---------------------------------------------------------------
@@ -147,7 +221,7 @@ def test_a_screen_is_sent_only_what_changed_and_a_list_item_by_item(server):
     rows, board, trend, broken, notice, sent, status = refresh(snapshot)
     assert rows == ["a zh", "b zh", "c zh"] and board == {"rows": [1], "state": "ok"}
     assert trend == {"data": [2]} and notice is None
-    assert calls == [{"department": None, "line": None}]
+    assert calls == [{"department": None, "line": None, "at": None}]
     assert status["state"] == "ok" and status["last_good_ms"] == 1_000 and status["data_errors"] is None
     # The next refresh in the same interval reads the same view: nothing is sent again.
     again = refresh(snapshot, sent, status)
@@ -237,7 +311,7 @@ def test_a_scope_the_plant_lost_since_the_check_is_said_too(server):
 def test_a_page_follows_only_its_scope(server):
     snapshot, calls = snapshot_of()
     refresh(snapshot, scope={"lang": "zh", "dept": "QA", "line": "L2"}, follows=("line",))
-    assert calls == [{"line": "L2"}]
+    assert calls == [{"line": "L2", "at": None}]
 
 
 def test_a_failure_is_answered_as_a_status_never_as_an_error(server):
@@ -253,6 +327,58 @@ def test_a_failure_is_answered_as_a_status_never_as_an_error(server):
     assert status["state"] == "error" and status["last_good_ms"] == 500
     assert status["data_errors"] == before["data_errors"] and status["server_ms"] > 0
     assert refresh(gone, None, before)[-1]["state"] == "db_down"
+
+
+def test_a_replayed_instant_is_part_of_the_scope_and_never_stale(server, monkeypatch):
+    monkeypatch.setattr(screens.queries, "data_version", lambda conn: 1)
+    snapshot, calls = snapshot_of()
+    at = datetime(2016, 3, 10, 2, 0, tzinfo=timezone.utc)
+    before_ms = int(time.time() * 1000)
+    *drawn, notice, sent, status = refresh(snapshot, scope={**SCOPE, "at": at.isoformat()})
+    assert calls == [{"department": None, "line": None, "at": at}]
+    assert drawn[0] == ["a zh", "b zh", "c zh"]
+    # Its data is as fresh as it will ever be: the refresh is dated by the answer, not by the
+    # instant replayed, so the browser never calls it stale.
+    assert status["state"] == "ok" and status["last_good_ms"] >= before_ms
+    # One computation per instant; the live wall and another instant are other views.
+    refresh(snapshot, scope={**SCOPE, "at": at.isoformat()})
+    refresh(snapshot)
+    refresh(snapshot, scope={**SCOPE, "at": (at + timedelta(hours=1)).isoformat()})
+    assert [c["at"] for c in calls] == [at, None, at + timedelta(hours=1)]
+    assert refresh(snapshot)[-1]["last_good_ms"] == 1_000
+
+
+NEWEST_MS = int(datetime(2017, 3, 14, 1, 12, tzinfo=timezone.utc).timestamp() * 1000)  # 09:12 site
+DAY_MS, HOUR_MS, MINUTE_MS = 86_400_000, 3_600_000, 60_000
+
+
+@pytest.mark.parametrize("lang, ago_ms, said, ago", [
+    ("zh", 3553 * DAY_MS + 5 * HOUR_MS, "没有新数据：最近一条记录于 2017-03-14 09:12（3,553 天前）", None),
+    ("en", 3553 * DAY_MS + 5 * HOUR_MS,
+     "No new data: the newest record is from 2017-03-14 09:12 (3,553 days ago)", None),
+    ("en", 2 * DAY_MS, None, "2 days ago"),
+    ("en", 2 * DAY_MS - MINUTE_MS, None, "47 hours ago"),
+    ("zh", 2 * HOUR_MS, None, "2 小时前"),
+    ("en", 2 * HOUR_MS - MINUTE_MS, None, "119 min ago"),
+])
+def test_a_quiet_plant_is_said_with_the_instant_to_replay(server, site, monkeypatch, lang, ago_ms,
+                                                          said, ago):
+    monkeypatch.setattr(screens, "freshness_for_screen",
+                        lambda url, at=None: {"newest_record_ms": NEWEST_MS, "quiet": True})
+    snapshot, _ = snapshot_of(as_of_ms=NEWEST_MS + ago_ms)
+    status = refresh(snapshot, scope={**SCOPE, "lang": lang})[-1]
+    quiet = status["quiet"]
+    if said:
+        assert quiet["text"] == said
+    else:
+        assert quiet["text"].endswith(f"({ago})" if lang == "en" else f"（{ago}）")
+    assert quiet["at"] == "2017-03-14T09:12"
+    assert quiet["hint"] == ("See the wall as it was then:" if lang == "en" else "查看当时的看板：")
+
+
+def test_a_plant_with_new_data_has_no_quiet_notice(server, site):
+    snapshot, _ = snapshot_of()
+    assert refresh(snapshot)[-1]["quiet"] is None
 
 
 # ---- Dash Pages checks the callbacks ----------------------------------------------------
@@ -280,4 +406,5 @@ def test_every_callback_names_components_of_the_pages_or_the_shell(dash_app):
                     if output)
     # Pattern-matching ids ({"type": ...}) are checked by Dash itself against what exists.
     assert {i for i in used if not i.startswith("{")} - layout_ids == set()
-    assert {"overview-notice", "issues-notice", "material-notice", "wall-data-errors"} <= layout_ids
+    assert {"overview-notice", "issues-notice", "material-notice", "wall-data-errors", "wall-quiet",
+            "wall-replay"} <= layout_ids

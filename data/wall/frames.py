@@ -150,6 +150,16 @@ def shortage_types() -> tuple[str, ...]:
     return tuple(t.strip() for t in settings.get("SHORTAGE_ISSUE_TYPES").split(",") if t.strip())
 
 
+def freshness(newest_record: datetime | None, as_of: datetime) -> dict:
+    """When the plant's newest record at as_of happened (queries.newest_record), and whether
+    it is older than QUIET_AFTER_H: the figures of a quiet plant are true, but a count of 0
+    then says nothing about how the plant is doing, so the screens say so instead of green."""
+    quiet = newest_record is not None and \
+        as_of - newest_record > timedelta(hours=settings.get_float("QUIET_AFTER_H"))
+    return {"newest_record_ms": None if newest_record is None else int(newest_record.timestamp() * 1000),
+            "quiet": quiet}
+
+
 def capped(rows: list) -> tuple[list, int]:
     """A list as sent (at most LIST_ROWS rows) and its full total."""
     return rows[:LIST_ROWS], len(rows)

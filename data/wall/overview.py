@@ -217,6 +217,7 @@ def overview_from_frames(frames: WallFrames, as_of: datetime, *, department: str
         "scope": {"department": department, "line": line},
         "goal_min": settings.get_float("RESPONSE_GOAL_MIN"),
         "no_data": len(mine) == 0 and len(mine_open) == 0,
+        "no_material_data": bool(lots.empty),
         "empty_database": frames.empty_database,
         "data_errors": data_errors(frames.left_out, as_of),
         "failed_panels": failed,

@@ -6,21 +6,37 @@ one `as_of` and one computation per scope. The overview is computed from frames 
 process keeps current incrementally (data/wall/follower.py), so its cost follows what changed,
 not the length of the history. A scope is checked against the plant's departments and lines
 (`scope_problem`) before anything is computed for it, so a made-up scope costs nothing.
+
+A screen may instead replay a past instant (`at`): its snapshot is computed from frames read
+in full at that instant (frames.load_frames) by the same functions, and kept for
+REPLAY_KEEP_S under a key that carries the data version, so a bulk write is seen from the
+next interval. Every view also carries the plant's freshness (`freshness_for_screen`): a
+plant whose newest record is old is said to be quiet.
 """
 from __future__ import annotations
 
 import difflib
+import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from data import cache, db, settings, timezones
+from data import cache, db, queries, settings, timezones
 from data.wall import frames, material, overview
 from data.wall.follower import WallState
 
 _states: dict[str, WallState] = {}
+# Seconds a replayed instant's snapshot and views are kept: the past changes only by a
+# bulk write, which changes the key, or by a late row, seen within this time.
+REPLAY_KEEP_S = 600
+# The frames of the last instants replayed in this process, so the pages of one replaying
+# screen (the overview, then the material page) read them once.
+REPLAYED_FRAMES = 2
+_replayed: OrderedDict[tuple, frames.WallFrames] = OrderedDict()
+_replayed_lock = threading.Lock()
 
 
 class SourceUnavailable(RuntimeError):
@@ -50,13 +66,68 @@ def _read(database_url: str, read: Callable[[Connection], dict]) -> dict:
         raise SourceUnavailable(str(exc.orig)) from exc
 
 
-def _for_screen(page: str, database_url: str, compute: Callable[[Connection, datetime], dict],
-                **scope) -> dict:
+class Instant(NamedTuple):
+    """The instant a screen's figures are computed at, what their cache keys carry for it,
+    and how long they are kept."""
+    as_of: datetime
+    key: tuple
+    keep_s: int
+
+
+def _instant(database_url: str, at: datetime | None) -> Instant:
+    """Now rounded down to the refresh interval, or the replayed instant `at` with the data
+    version of this interval (one query per interval for every replaying screen)."""
     refresh_s = settings.get_int("REFRESH_S")
-    as_of = snapshot_instant(timezones.utc_now(), refresh_s)
-    key = cache.cache_key(page, database_url, sorted(scope.items()), as_of.timestamp())
-    return cache.cached(key, lambda: _read(database_url, lambda conn: compute(conn, as_of)),
-                        timeout_s=2 * refresh_s)
+    now = snapshot_instant(timezones.utc_now(), refresh_s)
+    if at is None:
+        return Instant(now, ("now", now.timestamp()), 2 * refresh_s)
+    version = cache.cached(cache.cache_key("data-version", database_url, now.timestamp()),
+                           lambda: _read(database_url, lambda conn: {"version": queries.data_version(conn)}),
+                           timeout_s=2 * refresh_s)["version"]
+    return Instant(at, ("at", at.timestamp(), version), REPLAY_KEEP_S)
+
+
+def _for_screen(page: str, database_url: str, compute: Callable[..., dict], at: datetime | None,
+                **scope) -> dict:
+    """A page's snapshot for a scope, live or at a replayed instant. `compute(conn, frames,
+    as_of)` draws it from the frames: kept current by the follower when live, read in full
+    at the instant when replayed."""
+    instant = _instant(database_url, at)
+    key = cache.cache_key(page, database_url, sorted(scope.items()), *instant.key)
+
+    def read(conn: Connection) -> dict:
+        if at is None:
+            wall_frames = _states.setdefault(database_url, WallState()).frames(conn, instant.as_of)
+        else:
+            wall_frames = _replayed_frames(conn, (database_url, *instant.key), instant.as_of)
+        return compute(conn, wall_frames, instant.as_of)
+
+    return cache.cached(key, lambda: _read(database_url, read), timeout_s=instant.keep_s)
+
+
+def _replayed_frames(conn: Connection, key: tuple, as_of: datetime) -> frames.WallFrames:
+    """The frames at a replayed instant, read in full, kept for the last REPLAYED_FRAMES
+    instants (`key` carries the data version, as the snapshots' keys do)."""
+    with _replayed_lock:
+        if key in _replayed:
+            _replayed.move_to_end(key)
+            return _replayed[key]
+        read = _replayed[key] = frames.load_frames(conn, as_of)
+        while len(_replayed) > REPLAYED_FRAMES:
+            _replayed.popitem(last=False)
+        return read
+
+
+def freshness_for_screen(database_url: str, at: datetime | None = None) -> dict:
+    """When the plant's newest record at this interval's instant (or the replayed one) is from,
+    and whether the plant is quiet (frames.freshness): one query per instant for every page
+    and scope, whatever the pages' snapshots."""
+    instant = _instant(database_url, at)
+    return cache.cached(
+        cache.cache_key("freshness", database_url, *instant.key),
+        lambda: frames.freshness(_read(database_url, lambda conn: {
+            "at": queries.newest_record(conn, instant.as_of)})["at"], instant.as_of),
+        timeout_s=instant.keep_s)
 
 
 def scope_problem(database_url: str, department: str | None = None,
@@ -94,44 +165,45 @@ def _check_scope(database_url: str, department: str | None, line: str | None) ->
 
 
 def overview_for_screen(database_url: str, *, department: str | None = None,
-                        line: str | None = None) -> dict:
-    """The overview's snapshot of this interval for a scope; UnknownScope for a department or
-    line the plant does not have (nothing computed, nothing cached)."""
+                        line: str | None = None, at: datetime | None = None) -> dict:
+    """The overview's snapshot of this interval, or of the replayed instant `at`, for a
+    scope; UnknownScope for a department or line the plant does not have (nothing computed,
+    nothing cached)."""
     _check_scope(database_url, department, line)
-    state = _states.setdefault(database_url, WallState())
 
-    def compute(conn: Connection, as_of: datetime) -> dict:
-        return overview.overview_from_frames(state.frames(conn, as_of), as_of,
-                                         department=department, line=line)
+    def compute(conn: Connection, wall_frames: frames.WallFrames, as_of: datetime) -> dict:
+        return overview.overview_from_frames(wall_frames, as_of, department=department, line=line)
 
-    return _for_screen("overview", database_url, compute, department=department, line=line)
+    return _for_screen("overview", database_url, compute, at, department=department, line=line)
 
 
-def material_for_screen(database_url: str, *, line: str | None = None) -> dict:
-    """The material page's snapshot of this interval for a line (see overview_for_screen)."""
+def material_for_screen(database_url: str, *, line: str | None = None,
+                        at: datetime | None = None) -> dict:
+    """The material page's snapshot of this interval, or of the replayed instant `at`, for a
+    line (see overview_for_screen)."""
     _check_scope(database_url, None, line)
-    state = _states.setdefault(database_url, WallState())
 
-    def compute(conn: Connection, as_of: datetime) -> dict:
-        return material.material_from_frames(state.frames(conn, as_of), conn, as_of, line=line)
+    def compute(conn: Connection, wall_frames: frames.WallFrames, as_of: datetime) -> dict:
+        return material.material_from_frames(wall_frames, conn, as_of, line=line)
 
-    return _for_screen("material", database_url, compute, line=line)
+    return _for_screen("material", database_url, compute, at, line=line)
 
 
 def view_for_screen(view: str, database_url: str, snapshot: Callable[[], dict],
-                    render: Callable[[dict], dict], **scope) -> dict:
+                    render: Callable[[dict], dict], *, at: datetime | None = None, **scope) -> dict:
     """A page's parts rendered from its snapshot for one scope and language, once per
-    interval for every screen that shows them: a screen's refresh reads this one entry and
-    compares digests. The view carries the instant of its data as `as_of_ms`."""
-    refresh_s = settings.get_int("REFRESH_S")
-    as_of = snapshot_instant(timezones.utc_now(), refresh_s)
-    key = cache.cache_key("view", view, database_url, sorted(scope.items()), as_of.timestamp())
+    interval (or per replayed instant `at`) for every screen that shows them: a screen's
+    refresh reads this one entry and compares digests. The snapshot is drawn with the
+    plant's freshness (`newest_record_ms`, `quiet`: freshness_for_screen), and the view
+    carries the instant of its data as `as_of_ms`."""
+    instant = _instant(database_url, at)
+    key = cache.cache_key("view", view, database_url, sorted(scope.items()), *instant.key)
 
     def rendered() -> dict:
-        data = snapshot()
+        data = {**snapshot(), **freshness_for_screen(database_url, at)}
         return {**render(data), "as_of_ms": data["as_of_ms"]}
 
-    return cache.cached(key, rendered, timeout_s=2 * refresh_s)
+    return cache.cached(key, rendered, timeout_s=instant.keep_s)
 
 
 def names_for_screen(database_url: str) -> dict:
