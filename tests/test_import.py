@@ -521,3 +521,83 @@ def test_command_line_says_how_many_issues_were_closed_without_resolution(tmp_pa
     assert done.stdout.splitlines()[-2:] == [
         f"{path}: 2 rows imported into issues",
         "1 of them closed without resolved_at: counted as finished at closed_at (docs/kpis.md)"]
+
+
+def test_bulk_writes_store_what_row_by_row_writes_store(engine):
+    """store.upsert_many (an import's batches: COPY on PostgreSQL, many rows a statement on
+    SQLite) stores the very values upsert_rows stores, instants to the microsecond as the
+    database holds them; a column left out takes its default and, on a key already stored,
+    keeps its value; of two rows with one key in a batch the last wins."""
+    from datetime import timedelta
+
+    seed(engine)
+    instants = [datetime(2026, 11, 20, 0, 0, tzinfo=UTC), datetime(2026, 11, 20, 0, 0, 0, 123456, tzinfo=UTC),
+                datetime(2026, 11, 20, 9, 30, 5, 7, tzinfo=timezone(timedelta(hours=9))), None]
+    columns = ("id", "issue_type", "title", "severity", "raised_at", "owner_department_code",
+               "acknowledged_at", "resolved_at", "status", "cause")
+
+    def issue(key: str, n: int) -> tuple:
+        return (key, "quality_anomaly", f"t{n}", "P2", instants[n % 3], "QA", instants[(n + 1) % 4],
+                instants[(n + 2) % 4], "acknowledged", f"c{n}")
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # a server whose clock zone is not UTC
+            conn.exec_driver_sql("SET LOCAL TIME ZONE 'Asia/Shanghai'")
+        store.upsert_rows(conn, Issue, [dict(zip(columns, issue(f"A{n}", n))) for n in range(4)])
+        store.upsert_many(conn, Issue, columns, [issue(f"B{n}", n) for n in range(4)])
+        store.upsert_rows(conn, SlaRule, [{"issue_type": "a", "name_zh": "甲", "name_en": "A",
+                                           "owner_department_code": "QA", "ack_minutes": 5, "resolve_minutes": 9}])
+        store.upsert_many(conn, SlaRule, ("issue_type", "name_zh", "name_en", "owner_department_code",
+                                          "ack_minutes", "resolve_minutes"),
+                          [("b", "甲", "A", "QA", 5, 9), ("b", "乙", "B", "QA", 6, 9)])
+    stored = "SELECT title, severity, raised_at, acknowledged_at, resolved_at, status, cause FROM issues WHERE id = '{}'"
+    with engine.connect() as conn:
+        for n in range(4):
+            assert conn.exec_driver_sql(stored.format(f"A{n}")).one() == conn.exec_driver_sql(stored.format(f"B{n}")).one()
+        assert conn.execute(select(Issue.acknowledged_at).where(Issue.id == "B1")).scalar() == datetime(
+            2026, 11, 20, 0, 30, 5, 7, tzinfo=UTC)
+        assert None not in conn.execute(select(Issue.updated_at).where(Issue.id.like("B%"))).scalars().all()
+        assert conn.execute(select(SlaRule.issue_type, SlaRule.name_zh, SlaRule.ack_minutes,
+                                   SlaRule.notify_department_codes).where(SlaRule.issue_type.in_(["a", "b"]))
+                            .order_by(SlaRule.issue_type)).all() == [("a", "甲", 5.0, ""), ("b", "乙", 6.0, "")]
+
+    with engine.begin() as conn:
+        store.upsert_rows(conn, SlaRule, [{"issue_type": "b", "name_zh": "乙", "name_en": "B",
+                                           "owner_department_code": "QA", "notify_department_codes": "PRD",
+                                           "ack_minutes": 6, "resolve_minutes": 9}])
+        store.upsert_many(conn, SlaRule, ("issue_type", "name_zh", "name_en", "owner_department_code",
+                                          "ack_minutes", "resolve_minutes"), [("b", "丙", "C", "QA", 7, 9)])
+        store.upsert_many(conn, Issue, ("id", "issue_type", "title", "severity", "raised_at",
+                                        "owner_department_code", "status"),
+                          [("B0", "quality_anomaly", "again", "P3", instants[0], "QA", "open")])
+    with engine.connect() as conn:
+        assert conn.execute(select(SlaRule.name_zh, SlaRule.ack_minutes, SlaRule.notify_department_codes)
+                            .where(SlaRule.issue_type == "b")).one() == ("丙", 7.0, "PRD")
+        assert conn.execute(select(Issue.title, Issue.status, Issue.cause).where(Issue.id == "B0")).one() == (
+            "again", "open", "c0")
+
+
+def test_an_import_leaves_its_connection_as_it_found_it(engine, tmp_path):
+    """The settings an import gives its connection (SQLite: statement journals in memory) are
+    undone when it ends, whether it succeeds or is refused."""
+    def temp_store() -> int:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA temp_store").scalar() if engine.dialect.name == "sqlite" else 0
+
+    before = temp_store()
+    good = write(tmp_path, "departments", ["code", "name_zh", "name_en"], [["PRD", "生产部", "Production"]])
+    importer.import_file(engine, "departments", good)
+    assert temp_store() == before
+    bad = write(tmp_path, "departments", ["code", "name_zh", "name_en"], [["", "生产部", "Production"]])
+    with pytest.raises(importer.ImportRejected):
+        importer.import_file(engine, "departments", bad)
+    assert temp_store() == before
+
+
+def test_bulk_writes_refuse_a_naive_instant(engine):
+    seed(engine)
+    with pytest.raises(ValueError, match="naive datetime"), engine.begin() as conn:
+        store.upsert_many(conn, Issue, ("id", "issue_type", "title", "severity", "raised_at",
+                                        "owner_department_code", "status"),
+                          [("N1", "quality_anomaly", "t", "P2", datetime(2026, 11, 20, 8, 0), "QA", "open")])
+    assert count(engine, Issue) == 1
