@@ -99,15 +99,19 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
 
     /* Fire the next refresh just after the server's next snapshot boundary (snapshots are
        taken every refresh_ms on the server's clock), so what was written before a boundary
-       is on screen right after it. Each screen waits its own 0.2-1.0 s past the boundary,
-       drawn once, so two hundred screens do not all ask in the same millisecond. */
-    alignRefresh: function (n, status, config) {
+       is on screen right after it. Each screen waits its own 0.1-0.5 s past the boundary,
+       drawn once, so two hundred screens do not all ask in the same millisecond, and the
+       screen still has half a second to ask, draw and show within a second of the boundary. */
+    alignRefresh: function (n, config) {
       if (!config) { return window.dash_clientside.no_update; }
       if (window.floorlinkJitterMs === undefined) {
-        window.floorlinkJitterMs = 200 + Math.floor(Math.random() * 800);
+        window.floorlinkJitterMs = 100 + Math.floor(Math.random() * 400);
       }
       const period = config.refresh_ms;
-      const offset = status && status.server_ms ? status.server_ms - Date.now() : 0;
+      // The server's clock less this browser's, from the last answer and when it arrived
+      // (the shell notes both); none yet: the two clocks are taken to agree.
+      const shell = window.floorlinkShell || {};
+      const offset = shell.serverMs && shell.answeredAt ? shell.serverMs - shell.answeredAt : 0;
       const serverNow = Date.now() + offset;
       return period - (serverNow % period) + window.floorlinkJitterMs;
     },

@@ -531,8 +531,7 @@ def align_refresh(prefix: str) -> None:
     clientside_callback(
         ClientsideFunction(namespace="floorlink", function_name="alignRefresh"),
         Output(f"{prefix}-refresh", "interval"),
-        Input(f"{prefix}-refresh", "n_intervals"), State("wall-status", "data"),
-        State("wall-config", "data"),
+        Input(f"{prefix}-refresh", "n_intervals"), State("wall-config", "data"),
     )
 
 

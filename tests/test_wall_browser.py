@@ -172,6 +172,25 @@ def test_new_issue_appears_within_one_interval_and_turns_overdue_without_reload(
     assert_no_errors(driver)
 
 
+def test_every_refresh_asks_just_after_a_snapshot_boundary(open_wall):
+    """A screen that drifted off the server's beat would show a change up to two intervals
+    late: each refresh must leave within its drawn delay (0.1-0.5 s) past a boundary, however
+    long the screen has been up."""
+    driver = open_wall("/")
+    time.sleep(6 * REFRESH_S)
+    started = driver.execute_script("""
+        return performance.getEntriesByType('resource')
+          .filter(e => e.name.includes('_dash-update-component'))
+          .map(e => performance.timeOrigin + e.startTime);""")
+    # A refresh asks with the page's other callbacks of that moment: one phase per burst.
+    bursts = [at for i, at in enumerate(started) if i == 0 or at - started[i - 1] > 300]
+    phases = [at % (REFRESH_S * 1000) for at in bursts[2:]]   # after the page's first load
+    assert len(phases) >= 4, bursts
+    # The browser's timers may fire a little late on a busy machine.
+    assert all(80 <= phase <= 800 for phase in phases), phases
+    assert_no_errors(driver)
+
+
 def test_countdown_ticks_in_the_browser_with_the_server_stopped(plant_url, tmp_path):
     require_browser()
     app = AppServer(plant_url, tmp_path, REFRESH_S=str(REFRESH_S)).start()
