@@ -1,7 +1,7 @@
 """The wall's snapshot while another program writes: at W-L, a writer outside FloorLink
 changes 1,000 rows per refresh interval with plain SQL (new issues and their raised events,
-acknowledgements by UPDATE without an event, comments, movements; no stamps, so the database
-sets them: migration 0006), while a snapshot is computed each interval. Rounds alternate in
+acknowledgements and resolutions by UPDATE without an event, comments, movements; no stamps,
+so the database sets them: migration 0006), while a snapshot is computed each interval. Rounds alternate in
 blocks with and without the writer, so both columns see the same machine; after each block
 with it, the followed snapshot must equal a full read, or the run fails.
 
@@ -27,9 +27,10 @@ from pathlib import Path
 
 ROWS = 1_000
 TRANSACTIONS = 10
-# Shares of a batch's rows; what the acknowledgements cannot take (no issue waiting yet) goes
-# to movements.
-NEW_ISSUES, ACKNOWLEDGEMENTS, COMMENTS = 0.15, 0.15, 0.05
+# Shares of a batch's rows: new issues (and as many raised events, acknowledgements and
+# resolutions, once earlier batches left issues to acknowledge and resolve) and comments;
+# the rest are movements.
+NEW_ISSUES, COMMENTS = 0.1, 0.1
 PREFIX = "OUTW-"
 STEP = timedelta(seconds=60)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -42,10 +43,12 @@ def _text(instant: datetime) -> str:
 
 
 class OutsideWriter:
-    """Another program writing the canonical tables: each batch raises issues (with their
-    `raised` events), acknowledges by UPDATE those it raised in earlier batches, comments on
-    them, and moves new lots along supplier -> receiving -> IQC -> warehouse -> line side ->
-    consumption. It leaves every stamp to the database."""
+    """Another program writing the canonical tables as a plant in a steady state does: each
+    batch raises issues (with their `raised` events), acknowledges and resolves by UPDATE,
+    without an event, as many as it raised in earlier batches, comments on those it
+    acknowledged, and moves lots one step each along supplier -> receiving -> IQC ->
+    warehouse -> line side -> consumption, starting as many as reach consumption. It leaves
+    every stamp to the database."""
 
     def __init__(self, url: str, seed: int = 1):
         if url.startswith("sqlite"):
@@ -76,9 +79,12 @@ class OutsideWriter:
         self.materials = [r[0] for r in cur.execute(
             "SELECT code FROM materials WHERE category != '成品' ORDER BY code").fetchall()]
         self.conn.commit()
-        # Issues this writer raised and has not acknowledged: (id, raised_at, owner).
+        # Issues raised and not acknowledged, acknowledged and not resolved: (id, when its
+        # last change happened, owner).
         self.waiting: list[tuple[str, datetime, str]] = []
         self.acknowledged: list[tuple[str, datetime, str]] = []
+        # Lots on their way: [lot, material, path, step taken last, when, qty].
+        self.lots: list[list] = []
 
     def _key(self, kind: str) -> str:
         self.number += 1
@@ -95,8 +101,8 @@ class OutsideWriter:
         evenly over `spread_s` seconds. Returns the rows per kind and the time spent in the
         transactions."""
         window = as_of - STEP
-        counts = dict.fromkeys(("issues", "raised_events", "acknowledgements", "comments",
-                                "movements"), 0)
+        counts = dict.fromkeys(("issues", "raised_events", "acknowledgements", "resolutions",
+                                "comments", "movements"), 0)
         started = time.perf_counter()
         writing = 0.0
         per = rows // transactions
@@ -110,10 +116,18 @@ class OutsideWriter:
                                - time.perf_counter()))
         return {**counts, "rows": sum(counts.values()), "ms": writing * 1000}
 
+    def _ready(self, issues: list, since: datetime, most: int) -> list:
+        """Up to `most` of `issues` whose last change came before this window (a change
+        comes after the one before), taken out of the list."""
+        ready = [issue for issue in issues if issue[1] <= since][:most]
+        for issue in ready:
+            issues.remove(issue)
+        return ready
+
     def _transaction(self, since: datetime, until: datetime, rows: int, counts: dict) -> None:
-        issues, events, acks, moves = [], [], [], []
-        new = int(rows * NEW_ISSUES)
-        for _ in range(new):
+        issues, events, acks, resolutions = [], [], [], []
+        share = int(rows * NEW_ISSUES)
+        for _ in range(share):
             issue_type, owner = self.rng.choice(self.types)
             raised = self._at(since, until)
             issue_id = self._key("I")
@@ -122,20 +136,20 @@ class OutsideWriter:
                 self.rng.choice(self.people), self.instant(raised), owner, "open"))
             events.append((issue_id, self.instant(raised), "raised", owner, None))
             self.waiting.append((issue_id, raised, owner))
-        # Those raised in earlier batches only: an acknowledgement comes after its raising.
-        ready = [issue for issue in self.waiting if issue[1] <= since]
-        for issue_id, raised, owner in ready[:int(rows * ACKNOWLEDGEMENTS)]:
-            acks.append((self.instant(self._at(since, until)), issue_id))
-            self.waiting.remove((issue_id, raised, owner))
-            self.acknowledged.append((issue_id, raised, owner))
-        known = self.acknowledged[-200:] or [i for i in self.waiting if i[1] <= since]
-        comments = int(rows * COMMENTS) if known else 0
+        for issue_id, _, owner in self._ready(self.acknowledged, since, share):
+            resolutions.append((self.instant(self._at(since, until)), issue_id))
+        for issue_id, _, owner in self._ready(self.waiting, since, share):
+            at = self._at(since, until)
+            acks.append((self.instant(at), issue_id))
+            self.acknowledged.append((issue_id, at, owner))
+        commented = [issue for issue in self.acknowledged if issue[1] <= since]
+        comments = int(rows * COMMENTS) if commented else 0
         for _ in range(comments):
-            issue_id, _, owner = self.rng.choice(known)
+            issue_id, _, owner = self.rng.choice(commented)
             events.append((issue_id, self.instant(self._at(since, until)), "commented", owner,
                            self.rng.choice(self.people)))
-        while len(moves) < rows - 2 * new - len(acks) - comments:
-            moves.extend(self._lot(since, until, rows - 2 * new - len(acks) - comments - len(moves)))
+        moves = self._moves(since, until, rows - len(issues) - len(events) - len(acks)
+                            - len(resolutions))
         cur = self.conn.cursor()
         values = lambda n: "(" + ", ".join([self.mark] * n) + ")"  # noqa: E731
         cur.executemany("INSERT INTO issues (id, issue_type, title, severity, location_code, "
@@ -145,28 +159,39 @@ class OutsideWriter:
                         "VALUES " + values(5), events)
         cur.executemany(f"UPDATE issues SET acknowledged_at = {self.mark}, status = 'acknowledged' "
                         f"WHERE id = {self.mark}", acks)
+        cur.executemany(f"UPDATE issues SET resolved_at = {self.mark}, status = 'resolved' "
+                        f"WHERE id = {self.mark}", resolutions)
         cur.executemany("INSERT INTO movements (id, at, material_code, lot, qty, "
                         "from_location_code, to_location_code) VALUES " + values(7), moves)
         self.conn.commit()
         counts["issues"] += len(issues)
-        counts["raised_events"] += new
+        counts["raised_events"] += share
         counts["acknowledgements"] += len(acks)
+        counts["resolutions"] += len(resolutions)
         counts["comments"] += comments
         counts["movements"] += len(moves)
 
-    def _lot(self, since: datetime, until: datetime, most: int) -> list[tuple]:
-        """A new lot's first moves along its path, a second apart."""
-        line_side, consumption = self.rng.choice(self.line_sides)
-        path = [self.rng.choice(step)[0] for step in self.path] + [line_side, consumption]
-        steps = min(most, self.rng.choice((1, 2, 3, 5, 5, 5)))
-        lot, material = self._key("L"), self.rng.choice(self.materials)
-        qty = float(self.rng.randrange(50, 500, 10))
-        at = self._at(since, until - timedelta(seconds=steps))
+    def _moves(self, since: datetime, until: datetime, wanted: int) -> list[tuple]:
+        """`wanted` moves: lots that moved before this window take their next step (those
+        reaching consumption leave), and a fifth of the moves start new lots."""
         moves = []
-        for step in range(steps):
-            moves.append((self._key("M"), self.instant(at), material, lot, qty, path[step],
+        waiting = [lot for lot in self.lots if lot[4] <= since]
+        self.rng.shuffle(waiting)
+        while len(moves) < wanted:
+            if waiting and self.rng.random() < 0.8:
+                lot = waiting.pop()
+            else:
+                line_side, consumption = self.rng.choice(self.line_sides)
+                lot = [self._key("L"), self.rng.choice(self.materials),
+                       [self.rng.choice(step)[0] for step in self.path] + [line_side, consumption],
+                       0, since, float(self.rng.randrange(50, 500, 10))]
+                self.lots.append(lot)
+            name, material, path, step, _, qty = lot
+            lot[3], lot[4] = step + 1, self._at(since, until)
+            moves.append((self._key("M"), self.instant(lot[4]), material, name, qty, path[step],
                           path[step + 1]))
-            at += timedelta(seconds=1)
+            if lot[3] == len(path) - 1:
+                self.lots.remove(lot)
         return moves
 
     def close(self) -> None:

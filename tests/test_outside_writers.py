@@ -270,8 +270,9 @@ def test_a_refresh_takes_again_only_the_issues_whose_stamp_it_has_not_read(plant
 
 
 def test_the_wall_equals_a_full_read_and_the_kpis_after_a_mix_of_writers(plant, db_url, loads):
-    """Another program's batches (issues with their raised events, acknowledgements by UPDATE
-    without an event, comments, lots moving, all in its own process with plain SQL) between
+    """Another program's batches (issues with their raised events, acknowledgements and
+    resolutions by UPDATE without an event, comments, lots moving, all in its own process
+    with plain SQL) between
     FloorLink's own writes: every followed refresh is a full read's, and counts the open
     issues the KPI rules count."""
     state = WallState()
@@ -290,7 +291,7 @@ def test_the_wall_equals_a_full_read_and_the_kpis_after_a_mix_of_writers(plant, 
             assert overview["tiles"]["open"]["value"] == len(open_issue_ids(plant, at + timedelta(seconds=30)))
     finally:
         writer.stop()
-    assert done["acknowledgements"] > 0 and done["comments"] > 0
+    assert done["acknowledgements"] > 0 and done["resolutions"] > 0 and done["comments"] > 0
     assert loads == [1]
 
 
