@@ -257,6 +257,7 @@ class WallWatch:
         self.markers: dict[str, dict[int, float]] = {}
         self.answered: dict[str, float] = {}
         self.failures: list[str] = []
+        self.watching: list[Screen] = []
 
     def run(self, seconds: float) -> None:
         self.began = time.monotonic()
@@ -266,7 +267,7 @@ class WallWatch:
             self.failures.append(f"wall screens: {exc!r}")
 
     async def _watch(self, seconds: float) -> None:
-        screens = [Screen(n, self.port, self.markers) for n in range(self.screens)]
+        screens = self.watching = [Screen(n, self.port, self.markers) for n in range(self.screens)]
         try:
             for screen in screens:
                 await screen.load_page()
@@ -311,6 +312,15 @@ class WallWatch:
             seen = self.markers[title]
             delays.append(max(seen.values()) - answered if len(seen) == self.screens else None)
         return delays
+
+    def refreshes(self) -> dict:
+        """The screens' refreshes: round trip p95 and max, and how many were answered after
+        the next was due (a screen then skips that next one, as a browser does)."""
+        done = [r for screen in self.watching for r in screen.refreshes]
+        rtts = [r.rtt_ms for r in done if r.rtt_ms is not None]
+        return {"screen_refreshes": len(done), "screen_rtt_p95_ms": percentile(rtts, 0.95),
+                "screen_rtt_max_ms": max(rtts, default=None),
+                "screen_refreshes_late": sum(r.late for r in done)}
 
 
 def seed(url: str, clients: int) -> list[str]:
@@ -375,6 +385,8 @@ def run_mode(database: Database, server: Gunicorn, client_tokens: list[str], per
         "wall_refresh_s": refresh_s, "screens": screens, "probes": len(delays),
         "probes_not_shown": len(delays) - len(shown),
         "on_wall_p50_s": percentile(shown, 0.5), "on_wall_max_s": max(shown, default=None),
+        "on_wall_s": [None if d is None else round(d, 2) for d in delays],
+        **(watch.refreshes() if watch else {}),
         "failures": ([f for c in clients for f in c.failures] + (watch.failures if watch else []))[:10],
     }
 
@@ -391,8 +403,8 @@ def _number(value: float | None, digits: int = 0) -> str:
 def table(rows: list[dict]) -> str:
     lines = ["| database | events per request | events/s | requests/s | p50 ms | p95 ms | p99 ms "
              "| retries | lost | duplicated | server CPU ms per request | database CPU ms per request "
-             "| on the wall after, s (median / max) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| on the wall after, s (median / max) | screens' round trip p95 / max ms, late |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         wall = "-" if not r["probes"] else (
             f"{_number(r['on_wall_p50_s'], 1)} / {_number(r['on_wall_max_s'], 1)}"
@@ -403,7 +415,9 @@ def table(rows: list[dict]) -> str:
             f"{r['requests'] / r['seconds']:,.0f} | {_number(r['p50_ms'])} | {_number(r['p95_ms'])} | "
             f"{_number(r['p99_ms'])} | {r['retries']} | {r['lost']} | {r['duplicated']} | "
             f"{_number(r['server_cpu_ms_per_request'], 2)} | "
-            f"{_number(r['database_cpu_ms_per_request'], 2)} | {wall} |")
+            f"{_number(r['database_cpu_ms_per_request'], 2)} | {wall} | "
+            f"{_number(r.get('screen_rtt_p95_ms'))} / {_number(r.get('screen_rtt_max_ms'))}, "
+            f"{r.get('screen_refreshes_late', '-')} |")
     return "\n".join(lines)
 
 
