@@ -46,6 +46,7 @@ bench: $(VENV)/.dev
 	$(PY) -m bench.kpi_bench --workload W-S --url $(BENCH_PG)/floorlink_bench_ws
 	$(PY) -m bench.kpi_bench --workload W-M --url sqlite:///$(BENCH_DIR)/W-M.sqlite --budget-s 300
 	$(PY) -m bench.kpi_bench --workload W-M --url $(BENCH_PG)/floorlink_bench_wm --budget-s 300
+	$(PY) -m bench.kpis_by_groups
 	$(PY) -m bench.load --seconds 60
 
 ## bench-large: W-L on PostgreSQL (by hand: the first build takes about 20 minutes). The

@@ -2,6 +2,7 @@
 figures exactly as the project does (on SQLite and PostgreSQL, at a small scale)."""
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -245,3 +246,38 @@ def test_differences_are_exact_for_medians_and_counts_only():
     assert fig.differences(expected, actual) == [
         "scoreboard/0/4: expected 7.25, found 7.250000000000001",
         "tiles/open/1: expected 2, found 3"]
+
+
+def test_kpis_by_groups_spreads_the_same_plant_and_times_both_paths(tmp_path):
+    from bench import kpis_by_groups
+
+    result = kpis_by_groups.run(groups=(1, 3, 40), days=2, rounds=1, command=False,
+                                out_dir=tmp_path, log=lambda _: None)
+    rows = result["rows"]
+    assert [row["departments"] for row in rows] == [1, 3, 40]
+    assert [row["plant"]["departments"] for row in rows] == [1, 3, 40]
+    # The same issues and events every time, only their departments differ.
+    assert len({(row["plant"]["issues"], row["plant"]["issue_events"], row["raised"])
+                for row in rows}) == 1
+    assert rows[0]["raised"] > 0
+    assert all(row["loop_ms"] > 0 and row["grouped_ms"] > 0 for row in rows)
+    saved = json.loads(next(tmp_path.glob("kpis-by-groups-sqlite-*.json")).read_text())
+    assert saved["rows"][2]["departments"] == 40
+    assert "40" in kpis_by_groups.table(result).splitlines()[3]
+
+
+def test_kpis_by_groups_fails_when_the_paths_disagree(tmp_path, monkeypatch):
+    from bench import kpis_by_groups
+    from data.reports import kpi_report
+
+    def one_more_raised(*args):
+        figures = kpis.issue_kpis_by_department(*args)
+        first = next(iter(figures))
+        figures[first] = {**figures[first], "raised": figures[first]["raised"] + 1}
+        return figures
+
+    monkeypatch.setattr(kpi_report, "issue_kpis_by_department", one_more_raised)
+    with pytest.raises(AssertionError, match="3 departments: the grouped report differs"):
+        kpis_by_groups.run(groups=(3,), days=1, rounds=1, command=False, out_dir=None,
+                           log=lambda _: None)
+
