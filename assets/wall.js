@@ -119,7 +119,10 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     /* The issue board, redrawn every second: countdowns from absolute deadlines, in the
        order of urgency (docs/wall.md), paged instead of scrolled. A row pulses during its
        first minute overdue, then stays steady red. A screen replaying an instant counts
-       down to that instant, which does not move; only its pages turn. */
+       down to that instant, which does not move; only its pages turn. Every open issue is
+       ordered, but only the rows of the page shown are built, and drawn only when they
+       changed, so a board of thousands costs a page's worth of components at most a second.
+       Off kiosk, an issue's number opens its trace. */
     board: function (n, data, config) {
       const nu = window.dash_clientside.no_update;
       if (!data) { return [nu, nu]; }
@@ -127,7 +130,7 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       const tx = data.texts;
       const replay = config && config.replay_ms;
       const now = replay || Date.now();
-      const rows = data.rows.map((r) => floorlinkBoardRow(r, now, tx, !replay)).sort(floorlinkByUrgency);
+      const rows = data.rows.map((r) => floorlinkUrgency(r, now)).sort(floorlinkByUrgency);
       if (!rows.length) {
         return [[data.state === "empty" ? floorlinkDiv("empty", tx.no_data)
                  : data.state === "quiet" ? floorlinkDiv("empty", tx.no_open_issues)
@@ -136,16 +139,27 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       const box = floorlinkOutputBox();
       const columns = ((box && box.dataset.columns) || "").split(" ").filter(Boolean);
       const page = floorlinkPage(box, rows, data.page_s, Date.now());
-      const shown = page.rows.map((r) => floorlinkComponent("Div", {
-        key: r.id, className: r.cls,
-        children: columns[0] === "cards" ? floorlinkCard(r.cells, tx) : columns.map((c) => r.cells[c])}));
+      const trace = floorlinkTraceQuery(config);
+      const shown = page.rows.map((u) => {
+        const r = floorlinkBoardRow(u, now, tx, !replay, trace);
+        return floorlinkComponent("Div", {
+          key: r.id, className: r.cls,
+          children: columns[0] === "cards" ? floorlinkCard(r.cells, tx) : columns.map((c) => r.cells[c])});
+      });
       const aside = [];
-      if (page.rows.some((r) => r.pingPong)) {
+      if (page.rows.some((u) => u.row.ping_pong)) {
         aside.push(floorlinkSpan(tx.ping_pong_mark, "legend", tx.ping_pong_title));
       }
       if (page.pages > 1) {
+        aside.push(floorlinkSpan(floorlinkFill(tx.board_count, {n: rows.length.toLocaleString("en-US")}),
+                                 "board-count"));
         aside.push(floorlinkSpan(floorlinkFill(tx.page_of, {page: page.page + 1, pages: page.pages})));
       }
+      // A second in which nothing on screen changed (a replayed instant between two page
+      // turns) sends nothing to draw.
+      const drawn = JSON.stringify([shown, aside]);
+      if (box && box.floorlinkDrawn === drawn) { return [nu, nu]; }
+      if (box) { box.floorlinkDrawn = drawn; }
       return [shown, aside];
     },
 
@@ -255,23 +269,44 @@ function floorlinkDuration(ms, tx) {
   return floorlinkFill(tx.duration_ms, {m: m, s: s});
 }
 
-/* One board row at `now`: its cells by column, and what it sorts by. `pulse`: whether a row
-   in its first minute overdue pulses (not on a replayed instant, where it would for ever). */
-function floorlinkBoardRow(r, now, tx, pulse) {
+/* What a board row sorts by at `now` (docs/wall.md), with the row it stands for: cheap
+   enough to take for every open issue each second. */
+function floorlinkUrgency(r, now) {
+  const left = (r.acknowledged_ms !== null ? r.resolve_due_ms : r.ack_due_ms) - now;
+  const severity = /^P(\d)$/.exec(r.severity || "");
+  return {id: r.id, row: r, left: left, raised: r.raised_ms,
+          state: left < 0 ? 0 : left < 5 * 60 * 1000 ? 1 : 2, severity: severity ? Number(severity[1]) : 9};
+}
+
+/* The query an issue's trace is opened with from the board: the screen's language and the
+   instant it replays; null on a kiosk screen, whose rows open nothing. */
+function floorlinkTraceQuery(config) {
+  if (!config || !config.links) { return null; }
+  const params = new URLSearchParams({lang: config.lang});
+  if (config.at) { params.set("at", config.at); }
+  return params.toString();
+}
+
+/* One board row at `now` from its urgency (floorlinkUrgency): its cells by column.
+   `pulse`: whether a row in its first minute overdue pulses (not on a replayed instant,
+   where it would for ever). `trace`: the query of the link from its number to its trace
+   (/issue/<id>), or null for no link. The id is the link's child, text whatever it holds. */
+function floorlinkBoardRow(u, now, tx, pulse, trace) {
+  const r = u.row, left = u.left;
   const acked = r.acknowledged_ms !== null;
-  const left = (acked ? r.resolve_due_ms : r.ack_due_ms) - now;
-  const overdue = left < 0;
-  const soon = !overdue && left < 5 * 60 * 1000;
+  const overdue = u.state === 0;
+  const soon = u.state === 1;
   const word = overdue ? tx.overdue_by : acked ? tx.to_resolve : tx.to_ack;
   const who = r.contact || r.owner;
-  const severity = /^P(\d)$/.exec(r.severity || "");
+  const number = trace === null || trace === undefined ? r.id
+    : floorlinkComponent("A", {href: "/issue/" + encodeURIComponent(r.id) + "?" + trace,
+                               className: "trace-link", children: r.id});
   return {
-    id: r.id, pingPong: r.ping_pong, left: left, raised: r.raised_ms,
-    state: overdue ? 0 : soon ? 1 : 2, severity: severity ? Number(severity[1]) : 9,
+    id: r.id,
     cls: "row" + (overdue ? " overdue" + (pulse && -left < 60 * 1000 ? " fresh" : "") : soon ? " due-soon" : ""),
     cells: {
       severity: floorlinkSpan(r.severity, "c-severity sev sev-" + r.severity),
-      id: floorlinkSpan(r.id, "c-id"),
+      id: floorlinkSpan(number, "c-id"),
       type: floorlinkSpan(r.type, "c-type"),
       title: floorlinkSpan(r.title, "c-title"),
       location: floorlinkSpan(r.location, "c-location"),
@@ -315,15 +350,18 @@ function floorlinkByUrgency(a, b) {
 
 /* As many whole rows as `box` holds at the row height its CSS gives (grid-auto-rows): its
    max-height when it grows with its rows, else its height, less the lines past the first
-   of the text it shares its room with (data-shares-with). Page `page` of `pages`, turning
-   every `pageS` seconds (0: always the first). */
+   of the text it shares its room with (data-shares-with). A box whose rows take the height
+   of their text (a phone) holds the number its CSS names in --page-rows. Page `page` of
+   `pages`, turning every `pageS` seconds (0: always the first). */
 function floorlinkPage(box, rows, pageS, now) {
   const style = box ? getComputedStyle(box) : null;
   const rowPx = style ? parseFloat(style.gridAutoRows) : NaN;
+  const fixed = style ? parseInt(style.getPropertyValue("--page-rows"), 10) : NaN;
   const shared = box && box.dataset.sharesWith ? document.getElementById(box.dataset.sharesWith) : null;
   const extra = shared ? Math.max(0, shared.offsetHeight - parseFloat(getComputedStyle(shared).lineHeight)) : 0;
   const room = style ? (parseFloat(style.maxHeight) || box.clientHeight) - extra : NaN;
-  const per = rowPx > 0 && room > 0 ? Math.max(1, Math.floor((room + 1) / rowPx)) : rows.length;
+  const per = fixed > 0 ? fixed
+    : rowPx > 0 && room > 0 ? Math.max(1, Math.floor((room + 1) / rowPx)) : rows.length;
   const pages = Math.max(1, Math.ceil(rows.length / per));
   const page = pageS ? Math.floor(now / 1000 / pageS) % pages : 0;
   return {rows: rows.slice(page * per, page * per + per), page: page, pages: pages, per: per};

@@ -55,7 +55,7 @@ FIXED_COLUMNS = ("severity", "countdown")
 # The words the browser writes the board with.
 BOARD_WORDS = ("to_ack", "to_resolve", "overdue_by", "page_of", "all_clear", "no_open_issues",
                "no_data", "ping_pong_mark", "ping_pong_title", "duration_dh", "duration_hm",
-               "duration_ms", "duration_m", "call", "col_age")
+               "duration_ms", "duration_m", "call", "col_age", "board_count")
 TILE_SLOT = "tile-slot"
 # A material alert's colour, the same on every page: a stagnant lot amber, a shortage red.
 ALERT_LEVELS = {"stagnant": theme.WARN, "shortage": theme.BAD}
@@ -240,6 +240,8 @@ def _shell_texts(search, pathname):
         "lang": lang, "refresh_ms": refresh_ms(), "build_id": BUILD_ID,
         "tz": settings.get("SITE_TZ"),
         "replay_ms": int(at.timestamp() * 1000) if at else None,
+        # The board's numbers open an issue's trace at the instant shown; a kiosk's do not.
+        "links": not asked.kiosk, "at": at_param(at) if at else None,
         "rotate": [{"path": page_path(n), "label": t(f"page_{n}", lang)} for n in asked.rotate],
         "every_s": asked.every_s,
         "texts": {k: t(k, lang) for k in ("updated", "stale", "stale_detail", "db_unreachable",

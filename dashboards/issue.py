@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from urllib.parse import unquote
 
 import dash
 import pandas as pd
@@ -22,7 +23,7 @@ from data.words import bilingual_name, format_count, format_minutes, language, t
 log = logging.getLogger(__name__)
 
 def _tab_title(issue_id=None, **_other) -> str:
-    return f"FloorLink · {_shown(issue_id or '')}"
+    return f"FloorLink · {_shown(unquote(issue_id or ''))}"
 
 
 dash.register_page(__name__, path_template="/issue/<issue_id>", name="issue", title=_tab_title,
@@ -34,6 +35,8 @@ OUTCOME_LEVELS = {"met": theme.OK, "breached": theme.BAD}
 
 
 def layout(issue_id=None, lang=None, at=None, **_other_query_params):
+    # The address carries the id encoded (`<`, `&`, `/` ...), as every link to it writes it.
+    issue_id = unquote(issue_id or "")
     lang = language(lang)
     shown_id = _shown(issue_id or "")
     as_of, notices = _as_of(at, timezones.utc_now(), lang)

@@ -47,6 +47,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "to_resolve": ("待解决", "resolve"),
     "overdue_by": ("超时", "over"),
     "page_of": ("第 {page}/{pages} 页", "page {page} of {pages}"),
+    "board_count": ("共 {n} 项", "{n} issues"),
     "all_clear": ("全部正常 · 没有未关闭的问题", "All clear · no open issues"),
     "no_data": ("暂无数据", "No data yet"),
     # scoreboard

@@ -4,10 +4,16 @@ use, each from a database built for the purpose (seeded, so the pictures are rep
 for the clock).
 
     .venv/bin/python -m tools.screenshots [--out docs/screenshots]
+
+With --real-service-desk-flow it takes only the explorer's hand-off flow on the real
+service-desk log (../shared/data/real/), imported into a database of its own.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -17,7 +23,7 @@ from sqlalchemy import update
 
 from data import db, demo
 from data.models import Issue
-from tools.browser import AppServer, chromium, missing_browser, wait_until
+from tools.browser import ROOT, AppServer, chromium, missing_browser, wait_until
 
 FULL_HD, UHD, PHONE = (1920, 1080), (3840, 2160), (390, 844)
 BOTH = ("zh", "en")
@@ -57,14 +63,63 @@ def _plant(kind: str, folder: Path) -> str:
     return url
 
 
+# The real service desk's log and the mapping that reads it; the explorer's view of March
+# 2016 as it stood at its end, the month the wall's replay screenshots show.
+REAL_LOG = ROOT.parent / "shared" / "data" / "real" / "uci_incident_event_log.csv.gz"
+REAL_MAPPING = ROOT / "docs" / "mappings" / "uci-incident-event-log.yaml"
+FLOW_VIEW = "/explorer?window=custom&since=2016-03-01T00:00&until=2016-04-01T00:00&at=2016-04-01T00:00"
+# Drawn: the flow's nodes, and the matrix's and the pairs' text under it.
+FLOW_READY = """
+const drawn = (id, what) => { const g = document.getElementById(id); return g && g.querySelector(what); };
+return drawn('explorer-flow', '.sankey-node') && drawn('explorer-matrix', '.main-svg text')
+       && drawn('explorer-pairs', '.main-svg text');
+"""
+
+
+def real_service_desk_flow(out: Path, folder: Path) -> None:
+    """The explorer scrolled to its hand-off flow, with the matrix and the ping-pong pairs
+    under it, on the real service-desk log in both languages, at 1920x1080."""
+    url = f"sqlite:///{folder / 'real-service-desk.sqlite'}"
+    subprocess.run([sys.executable, "app.py", "import", "event_log", str(REAL_LOG),
+                    "--mapping", str(REAL_MAPPING)], cwd=ROOT, check=True,
+                   env={**os.environ, "DATABASE_URL": url}, stdout=subprocess.DEVNULL)
+    server = AppServer(url, folder).start()
+    try:
+        for lang in BOTH:
+            driver = chromium(*FULL_HD)
+            try:
+                driver.get(f"{server.url}{FLOW_VIEW}&lang={lang}")
+                wait_until(lambda: driver.execute_script(FLOW_READY), timeout=120,
+                           message="the hand-off flow")
+                # The panel's title just under the desk header, which stays on top.
+                driver.execute_script(
+                    "const header = document.querySelector('.desk-header');"
+                    "document.getElementById('explorer-panel-flow').scrollIntoView({block: 'start'});"
+                    "window.scrollBy(0, -(header ? header.offsetHeight : 0) - 16);")
+                time.sleep(2)
+                shot = out / f"real-service-desk-explorer-flow-{FULL_HD[0]}x{FULL_HD[1]}-{lang}.png"
+                driver.save_screenshot(str(shot))
+                print(shot)
+            finally:
+                driver.quit()
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    parser.add_argument("--real-service-desk-flow", action="store_true",
+                        help="only the explorer's hand-off flow on the real service-desk log")
     args = parser.parse_args()
     reason = missing_browser()
     if reason:
         raise SystemExit(reason)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.real_service_desk_flow:
+        with tempfile.TemporaryDirectory() as tmp:
+            real_service_desk_flow(args.out, Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         servers = {}
         try:
