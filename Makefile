@@ -46,6 +46,7 @@ bench: $(VENV)/.dev
 	$(PY) -m bench.kpi_bench --workload W-S --url $(BENCH_PG)/floorlink_bench_ws
 	$(PY) -m bench.kpi_bench --workload W-M --url sqlite:///$(BENCH_DIR)/W-M.sqlite --budget-s 300
 	$(PY) -m bench.kpi_bench --workload W-M --url $(BENCH_PG)/floorlink_bench_wm --budget-s 300
+	for url in sqlite:///$(BENCH_DIR)/W-S.sqlite $(BENCH_PG)/floorlink_bench_ws $(BENCH_PG)/floorlink_bench_wm; do $(PY) -m bench.explorer_bench --url $$url || exit 1; done
 	$(PY) -m bench.kpis_by_groups
 	$(PY) -m bench.load --seconds 60
 

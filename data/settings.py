@@ -57,6 +57,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FOLLOW_OVERLAP_S", "30",
             "Seconds behind its last read in which the wall looks for rows that committed late: "
             "the longest a writer may take from stamping a row to committing it."),
+    Setting("EXPLORER_HISTORY_DAYS", "400",
+            "Days of issues the explorer keeps in memory per process (a 365-day window, the 28 days "
+            "its control chart looks back, and margin); an older window is read from the database."),
     Setting("DEMO_DAYS", "90", "Days of history the embedded demo plant is filled with on first start."),
     Setting("DEMO_SEED", "7", "Random seed of the embedded demo plant (same seed, same plant)."),
     Setting("SIMULATOR_ISSUES_PER_HOUR", "5", "Issues the live simulator raises per hour on the embedded default."),

@@ -281,3 +281,30 @@ def test_kpis_by_groups_fails_when_the_paths_disagree(tmp_path, monkeypatch):
         kpis_by_groups.run(groups=(3,), days=1, rounds=1, command=False, out_dir=None,
                            log=lambda _: None)
 
+def test_the_explorer_bench_times_every_callback_and_checks_every_figure(loaded_url, monkeypatch):
+    from bench import explorer_bench
+    monkeypatch.setenv("EXPLORER_HISTORY_DAYS", "400")
+    report = explorer_bench.run_bench(loaded_url, windows=(30,), rounds=2, out_dir=None,
+                                      log=lambda *_: None)
+    callbacks = report["callbacks"]["30"]
+    assert set(callbacks) == set(explorer_bench.CALLBACKS)
+    assert all(v["project"]["n"] == 2 * len(report["combinations"]) for k, v in callbacks.items()
+               if k != "drill")
+    assert all(v["straightforward"]["n"] == len(report["combinations"]) for k, v in callbacks.items()
+               if k != "drill")
+
+
+def test_a_figure_off_by_one_issue_fails_the_explorer_bench(loaded_url, monkeypatch):
+    from bench import explorer_bench
+    from data.explorer import history
+    monkeypatch.setenv("EXPLORER_HISTORY_DAYS", "400")
+    rows_of = history.Snapshot.rows
+
+    def one_short(self, *args, **kwargs):
+        found = rows_of(self, *args, **kwargs)
+        found.issues = found.issues.iloc[1:].reset_index(drop=True)
+        return found
+
+    monkeypatch.setattr(history.Snapshot, "rows", one_short)
+    with pytest.raises(explorer_bench.FiguresDiffer, match="counts|answers differently"):
+        explorer_bench.run_bench(loaded_url, windows=(30,), rounds=1, out_dir=None, log=lambda *_: None)

@@ -40,6 +40,9 @@ class Rows:
     events: pd.DataFrame
     shifts: pd.DataFrame
     left_out: list[queries.LeftOut] = field(default_factory=list)
+    # Every issue of the rows once (`issues`, then the other `open_now`), when the reader has
+    # them at hand.
+    known: pd.DataFrame | None = None
 
 
 def _filtered(stmt: Select, filters: Mapping[str, Sequence[str]]) -> Select:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from data import db, kpis
 from data.analysis import ageing, breakdown, change, control, handoffs, holding
-from data.explorer import figures, rows
+from data.explorer import figures, history, rows
 from data.explorer.state import NO_VALUE, Mark, Window
 from data.words import t
 
@@ -55,8 +55,22 @@ def _is(values: pd.Series, code: str) -> np.ndarray:
     return (values.astype(object) == code).fillna(False).to_numpy(dtype=bool)
 
 
-def _department_code(value) -> str:
-    return NO_VALUE if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+def _department_codes(values: pd.Series) -> np.ndarray:
+    """Department codes, NO_VALUE where there is none."""
+    codes = values.to_numpy(dtype=object)
+    return np.where(pd.isna(codes), NO_VALUE, codes).astype(object)
+
+
+def _newest_first(issues: pd.DataFrame) -> np.ndarray:
+    """The order of issues by raised_at, newest first, ties by id: from the order they come in
+    when they come by raised_at and id (as the rows are read), else sorted here."""
+    raised = holding.nanoseconds(issues["raised_at"])
+    step = np.diff(raised)
+    ids = issues["id"].to_numpy(dtype=object)
+    ties = np.flatnonzero(step == 0)
+    if (step >= 0).all() and (ids[ties] < ids[ties + 1]).all():
+        return np.argsort(-raised, kind="stable")
+    return np.lexsort((pd.Index(ids).argsort().argsort(), -raised))
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,8 @@ class Frames:
     open_now: pd.DataFrame
     events: pd.DataFrame
     shifts: pd.DataFrame
+    # history, then the open issues not in it (View.known), when the reader has it at hand.
+    known: pd.DataFrame | None = None
 
     def only(self, ids: set[str]) -> "Frames":
         return Frames(self.history[self.history["id"].isin(ids)].reset_index(drop=True),
@@ -79,9 +95,12 @@ class View:
     """A window's frames narrowed by its marks, and everything drawn from them."""
 
     def __init__(self, window: Window, frames: Frames, reference: dict, tz: tzinfo,
-                 parent: "View | None" = None, left_out: int = 0):
+                 parent: "View | None" = None, left_out: int = 0,
+                 hops: Callable[..., pd.DataFrame] = holding.holding_intervals):
+        """`hops`: what holding.holding_intervals answers, perhaps from hops kept before
+        (history.Snapshot.intervals)."""
         self.window, self.frames, self.reference, self.tz = window, frames, reference, tz
-        self.parent, self.left_out = parent, left_out
+        self.parent, self.left_out, self._hops = parent, left_out, hops
         self._drawn: dict = {}
         self._lock = threading.Lock()
 
@@ -97,6 +116,8 @@ class View:
     @cached_property
     def known(self) -> pd.DataFrame:
         """Every issue of the view: the span's and the open ones, each once."""
+        if self.frames.known is not None:
+            return self.frames.known
         history, open_now = self.frames.history, self.frames.open_now
         extra = open_now[~open_now["id"].isin(history["id"])]
         return pd.concat([history, extra], ignore_index=True) if len(extra) else history
@@ -108,8 +129,7 @@ class View:
         if self.parent is not None:
             mine = self.parent.intervals["issue_id"].isin(self.known["id"])
             return self.parent.intervals[mine.to_numpy(dtype=bool)].reset_index(drop=True)
-        return holding.holding_intervals(self.known, self.frames.events, self.window.as_of,
-                                         self.frames.shifts)
+        return self._hops(self.known, self.frames.events, self.window.as_of, self.frames.shifts)
 
     @cached_property
     def window_intervals(self) -> pd.DataFrame:
@@ -118,7 +138,19 @@ class View:
 
     @cached_property
     def open_ages(self) -> pd.DataFrame:
-        return ageing.open_ages(self.frames.open_now, self.frames.events, self.window.as_of)
+        return ageing.open_ages(self.frames.open_now, self.open_events, self.window.as_of)
+
+    @cached_property
+    def open_events(self) -> pd.DataFrame:
+        """The events of the issues open at as_of: all that their ageing reads."""
+        events = self.frames.events
+        return events[events["issue_id"].isin(self.frames.open_now["id"]).to_numpy(dtype=bool)]
+
+    @cached_property
+    def handoff_events(self) -> pd.DataFrame:
+        """The hand-off events: all that kpis.handoff_counts counts."""
+        events = self.frames.events
+        return events[(events["kind"] == kpis.HANDOFF_KIND).to_numpy(dtype=bool)]
 
     def _weeks_population(self) -> pd.DataFrame:
         last_start, _, at = change.weeks(self.window.as_of, self.tz)
@@ -220,7 +252,7 @@ class View:
         done = hops[hops["let_go_at"].notna()]
         return pd.DataFrame({
             "issue_id": done["issue_id"].to_numpy(dtype=object),
-            "department": [_department_code(d) for d in done["department_code"]],
+            "department": _department_codes(done["department_code"]),
             "hop_group": np.minimum(done["hop"].to_numpy(dtype="int64"), LAST_HOP_GROUP),
             "minutes": done["held_min"].to_numpy(dtype="float64"),
         })
@@ -236,7 +268,11 @@ class View:
         boxes.columns = ["p10", "q1", "median", "q3", "p90"]
         boxes["count"] = grouped.size()
         boxes = boxes.reset_index().rename(columns={"hop_group": "hop"})
-        longest = (hops.sort_values(["minutes", "issue_id"], ascending=[False, True], kind="stable")
+        # Only hops as long as their box's LONGEST_PER_BOX-th can be among its longest.
+        least = grouped.nlargest(LONGEST_PER_BOX).groupby(level=[0, 1]).min().rename("least")
+        candidates = hops.join(least, on=["department", "hop_group"])
+        candidates = candidates[candidates["minutes"] >= candidates["least"]].drop(columns="least")
+        longest = (candidates.sort_values(["minutes", "issue_id"], ascending=[False, True], kind="stable")
                    .groupby(["department", "hop_group"], sort=False).head(LONGEST_PER_BOX)
                    .rename(columns={"hop_group": "hop"}))
         limit_of = self.population.set_index("id")["resolve_minutes"]
@@ -269,7 +305,7 @@ class View:
         if panel == "pareto":
             return figures.pareto(breakdown.pareto(self.population, by), by, names)
         if panel == "ageing":
-            return figures.ageing(ageing.ageing(self.frames.open_now, self.frames.events, as_of),
+            return figures.ageing(ageing.ageing(self.frames.open_now, self.open_events, as_of),
                                   names)
         if panel == "unresolved":
             return figures.unresolved_after(
@@ -299,28 +335,34 @@ class View:
     def _issue_list(self, show: Mark | None, lang: str) -> pd.DataFrame:
         issues = self.population if show is None else self.known[
             self.known["id"].isin(self.ids_behind(show)).to_numpy(dtype=bool)]
-        issues = issues.sort_values(["raised_at", "id"], ascending=[False, True], kind="stable")
+        issues = issues.iloc[_newest_first(issues)]
         names = figures.Names(self.reference, lang)
         as_of = self.window.as_of
         hops = self.intervals[self.intervals["issue_id"].isin(issues["id"]).to_numpy(dtype=bool)]
         holder = hops[hops["let_go_at"].isna()].drop_duplicates("issue_id", keep="last") \
             .set_index("issue_id")["department_code"]
         returns = hops.groupby("issue_id")["returned"].sum()
-        handed = kpis.handoff_counts(issues, self.frames.events, as_of)
-        local = pd.to_datetime(issues["raised_at"], utc=True).dt.tz_convert(self.tz)
+        handed = kpis.handoff_counts(issues, self.handoff_events, as_of)
+        local = pd.to_datetime(issues["raised_at"], utc=True).dt.tz_convert(self.tz).dt.tz_localize(None)
+        raised = np.datetime_as_string(local.to_numpy(dtype="datetime64[ns]"), unit="m")
+        # "YYYY-MM-DDTHH:MM" with a space for the T, in place over the characters.
+        if len(raised):
+            raised.view(np.uint32).reshape(len(raised), -1)[:, 10] = ord(" ")
+        raised = raised.astype(object)
         statuses = {code: t(f"status_{code}", lang) for code in STATUSES}
 
         def named(values: pd.Series, dimension: str, missing) -> np.ndarray:
-            known = values.astype(object).where(values.notna(), None)
-            words = {v: names.value(dimension, v) for v in pd.unique(known) if v is not None}
-            return known.map(lambda v: missing if v is None else words[v]).to_numpy(dtype=object)
+            codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+            word = statuses.get if dimension == "status" else (lambda v: names.value(dimension, v))
+            words = np.array([word(v) for v in uniques] + [missing], dtype=object)
+            return words[codes]
 
         def text(values: pd.Series) -> np.ndarray:
             return values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
 
         return pd.DataFrame({
             "id": issues["id"].to_numpy(dtype=object),
-            "raised": local.dt.strftime("%Y-%m-%d %H:%M").to_numpy(dtype=object),
+            "raised": raised,
             "type": named(issues["issue_type"], "issue_type", None),
             "severity": text(issues["severity"]),
             "title": text(issues["title"]),
@@ -328,7 +370,7 @@ class View:
             "holder": named(issues["id"].map(holder), "department", ""),
             "location": named(issues["location_code"], "location", None),
             "line": text(issues["line"]),
-            "status": [statuses[code] for code in status_at(issues, as_of)],
+            "status": named(pd.Series(status_at(issues, as_of)), "status", None).tolist(),
             "response_min": kpis.response_minutes(issues, as_of).round(1).to_numpy(dtype="float64"),
             "resolution_min": kpis.resolution_minutes(issues, as_of).round(1).to_numpy(dtype="float64"),
             "handoffs": handed.reindex(issues["id"]).to_numpy(dtype="int64"),
@@ -366,8 +408,10 @@ _guard = threading.Lock()
 
 def view_for(database_url: str, window: Window, filters: dict[str, tuple[str, ...]],
              marks: Sequence[Mark], tz: tzinfo) -> View:
-    """The view of a window under filters and marks, read from the database at most once a
-    minute however many panels ask (one reader at a time per view; the others wait for it)."""
+    """The view of a window under filters and marks, built at most once a minute however
+    many panels ask (one builder at a time per view; the others wait for it): cut from the
+    recent history in memory (data.explorer.history) when its span starts inside it, else
+    read from the database."""
     key = (database_url, window, tuple(sorted(filters.items())), tuple(marks), str(tz))
     with _guard:
         cached = _views.get(key)
@@ -392,12 +436,18 @@ def view_for(database_url: str, window: Window, filters: dict[str, tuple[str, ..
 
 def _build(database_url: str, window: Window, filters: dict, marks: Sequence[Mark],
            tz: tzinfo) -> View:
-    engine = db.get_engine(database_url)
-    with engine.connect() as conn:
-        loaded = rows.load(conn, window.history_since, window.as_of, window.as_of, filters)
-        reference = reference_for(database_url, conn)
-    view = View(window, Frames(loaded.issues, loaded.open_now, loaded.events, loaded.shifts),
-                reference, tz, left_out=len(loaded.left_out))
+    recent = history.snapshot_for(database_url)
+    hops = holding.holding_intervals
+    if recent.covers(window.history_since):
+        loaded = recent.rows(window.history_since, window.as_of, window.as_of, filters)
+        reference = reference_for(database_url)
+        hops = recent.intervals
+    else:
+        with db.get_engine(database_url).connect() as conn:
+            loaded = rows.load(conn, window.history_since, window.as_of, window.as_of, filters)
+            reference = reference_for(database_url, conn)
+    view = View(window, Frames(loaded.issues, loaded.open_now, loaded.events, loaded.shifts,
+                               loaded.known), reference, tz, left_out=len(loaded.left_out), hops=hops)
     for mark in marks:
         view = view.narrowed(mark)
     return view
