@@ -5,15 +5,22 @@
 """
 from __future__ import annotations
 
+import atexit
 import gc
+import io
 import json
 import logging
+import os
+import subprocess
 import sys
+import traceback
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 import dash
+import flask
+from werkzeug.exceptions import HTTPException
 
 from data import db, settings, timezones
 from data.models import CANONICAL_TABLES
@@ -40,11 +47,56 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     # The ingest API beside the pages, under /api/v1/ (docs/api.md).
     server.register_blueprint(api.bp)
     app.layout = _ui.app_shell()
+    _guard_requests(server, api)
     return app
 
 
+PROJECT_CODE = tuple(str(Path(__file__).resolve().parent / part) for part in ("dashboards", "data"))
+
+
+def _guard_requests(server, api) -> None:
+    """No request may exhaust the server or fill its log: a body past REQUEST_MAX_BYTES is
+    refused with 413 before it is read (the ingest API answers past its own limit itself);
+    a callback request that Dash cannot unpack (wrong ids, missing fields) is refused with
+    400 in one log line; Dash's hot-reload hash, a development aid, is not served."""
+    limit = server.config["MAX_CONTENT_LENGTH"] = settings.get_int("REQUEST_MAX_BYTES")
+
+    @server.before_request
+    def _limit_bodies():
+        request = flask.request
+        if request.blueprint == api.bp.name:
+            request.max_content_length = api.MAX_BODY_BYTES + 1
+        elif request.content_length is None and request.environ.get("wsgi.input_terminated"):
+            # A body sent without its length (chunked): Werkzeug would cut it at the limit
+            # silently, so read one byte past it to refuse it.
+            body = request.environ["wsgi.input"].read(limit + 1)
+            if len(body) > limit:
+                flask.abort(413)
+            request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+
+    dispatch = server.view_functions["/_dash-update-component"]
+
+    def dispatch_or_refuse():
+        try:
+            return dispatch()
+        except HTTPException:
+            raise
+        except Exception as exc:
+            if any(frame.f_code.co_filename.startswith(PROJECT_CODE)
+                   for frame, _ in traceback.walk_tb(exc.__traceback__)):
+                raise       # the project's own failure: logged whole
+            log.warning("refused a malformed callback request from %s: %s: %.200r",
+                        flask.request.remote_addr, type(exc).__name__, str(exc))
+            return flask.jsonify(error="malformed callback request"), 400
+
+    server.view_functions["/_dash-update-component"] = dispatch_or_refuse
+    server.view_functions["/_reload-hash"] = lambda: flask.abort(404)
+
+
 def create_server():
-    """WSGI entry point for gunicorn (see gunicorn.conf.py)."""
+    """WSGI entry point for gunicorn (see gunicorn.conf.py): every wait on the database is
+    bounded (data/db.py)."""
+    db.bound_waits()
     db.check_schema(db.get_engine())
     app = create_app()
     # Dash learns the paths of its scripts while rendering the page; render it once here so
@@ -146,8 +198,33 @@ def run_embedded(fill_demo: bool, simulate: bool) -> None:
         click.echo("--demo: the database already holds data; the demo plant was not written.", err=True)
     if embedded or simulate:
         log.info("starting the live simulator")
-        simulator.start_background(engine)
+        _start_simulator()
     _serve(settings.get("HOST"), settings.get_int("PORT"))
+
+
+def _start_simulator() -> None:
+    """The live simulator in a process of its own, stopped with this one: the server's
+    workers are forked from this process, and a thread running here would be forked with
+    whatever locks it holds."""
+    process = subprocess.Popen([sys.executable, "-c", "import app; app._simulate()"],
+                               cwd=Path(__file__).resolve().parent)
+    server_pid = os.getpid()
+
+    def stop() -> None:
+        if os.getpid() == server_pid:     # not in a worker that inherited this hook
+            process.terminate()
+
+    atexit.register(stop)
+
+
+def _simulate() -> None:
+    from data.demo import simulator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        simulator.start_background(db.get_engine()).join()
+    except KeyboardInterrupt:
+        pass    # Ctrl+C reaches the whole terminal's group: the server stops beside it
 
 
 @cli.command()
@@ -159,14 +236,28 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 def _serve(host: str, port: int) -> None:
+    """Serve with gunicorn on gunicorn.conf.py (workers, threads, timeouts), as in production."""
+    from gunicorn.app.base import Application
+
+    db.bound_waits()
+    db.dispose_all()
     try:
         db.check_schema(db.get_engine())
     except db.SchemaOutdated as exc:
         raise click.ClickException(str(exc)) from exc
-    app = create_app()
-    _freeze_startup_objects()
+
+    class Server(Application):
+        def load_config(self):
+            self.load_config_from_file(str(Path(__file__).with_name("gunicorn.conf.py")))
+            self.cfg.set("bind", [f"{host}:{port}"])
+            # One fixed path for every server on the machine otherwise; nothing here uses it.
+            self.cfg.set("control_socket_disable", True)
+
+        def load(self):
+            return create_server()
+
     log.info("serving on http://%s:%d", host, port)
-    app.run(host=host, port=port, debug=False)
+    Server().run()
 
 
 @cli.command("settings")

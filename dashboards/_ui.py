@@ -23,25 +23,12 @@ from data.words import TEXT, bilingual_name, format_minutes, language, t
 from flask import current_app
 from plotly.utils import PlotlyJSONEncoder
 
-from data import settings, theme, timezones
+from data import cache, settings, theme, timezones
 from data.wall import screens
 
 log = logging.getLogger(__name__)
 
 
-def _build_id() -> str:
-    """A fingerprint of the code and assets being served. An open screen that sees it change
-    reloads itself, so a deploy reaches every TV without anyone pressing F5; every worker of
-    one deploy computes the same value."""
-    digest = hashlib.sha1()
-    for path in sorted(settings.PROJECT_ROOT.glob("*.py")) + sorted(
-            p for folder in ("dashboards", "data", "assets") for p in
-            (settings.PROJECT_ROOT / folder).rglob("*") if p.suffix in (".py", ".js", ".css")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-BUILD_ID = _build_id()
 # Seconds each page of a paged list (the issue board, the scoreboard, the material lists)
 # stays before it turns to the next.
 PAGE_S = 8
@@ -237,7 +224,7 @@ def _shell_texts(search, pathname):
     keep = "?" + urlencode({"lang": lang, **({"at": at_param(at)} if at else {})}, safe=":")
     nav = [dcc.Link(t(f"page_{p['name']}", lang), href=p["path"] + keep) for p in pages]
     config = {
-        "lang": lang, "refresh_ms": refresh_ms(), "build_id": BUILD_ID,
+        "lang": lang, "refresh_ms": refresh_ms(), "build_id": cache.BUILD_ID,
         "tz": settings.get("SITE_TZ"),
         "replay_ms": int(at.timestamp() * 1000) if at else None,
         # The board's numbers open an issue's trace at the instant shown; a kiosk's do not.
@@ -730,7 +717,7 @@ def status_ok(shown: dict, replay: bool = False) -> dict:
     instant's data is as fresh as it will ever be: its refresh is dated by the answer."""
     server_ms = int(time.time() * 1000)
     return {"state": "ok", "last_good_ms": server_ms if replay else shown["as_of_ms"],
-            "build_id": BUILD_ID, "server_ms": server_ms, "data_errors": shown.get("data_errors"),
+            "build_id": cache.BUILD_ID, "server_ms": server_ms, "data_errors": shown.get("data_errors"),
             "quiet": shown.get("quiet")}
 
 
@@ -745,4 +732,4 @@ def status_error(status: dict | None) -> dict:
 
 
 def _status_failed(status: dict | None, state: str) -> dict:
-    return dict(status or {}, state=state, build_id=BUILD_ID, server_ms=int(time.time() * 1000))
+    return dict(status or {}, state=state, build_id=cache.BUILD_ID, server_ms=int(time.time() * 1000))

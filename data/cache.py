@@ -3,38 +3,79 @@
 A wall refresh asks for a snapshot keyed by scope and time bucket; the first asker
 computes it, everyone else in that bucket reads it. flask-caching has no stampede
 protection, so `cached` holds a single-flight lock (Redis SET NX, or an flock on a file)
-while it computes: when an entry expires under 200 screens, one worker recomputes.
+while it computes: when an entry expires under 200 screens, one worker recomputes. A
+refresh waits for another's computation at most CACHE_WAIT_S, then the screen says the
+database does not answer (db.SourceUnavailable). A lock file lives only while its
+computation runs, so the lock folder holds no more files than computations in flight.
+
+Redis may stop answering while the database is fine: then each worker computes for itself
+into its own memory (one warning in the log per outage), asks Redis again every
+REDIS_RETRY_S, and shares again as soon as it answers.
+
+Every key carries the fingerprint of the code being served (BUILD_ID): after a deploy no
+screen is sent what the code before it computed or drew, even an entry kept for minutes.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import logging
+import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from cachelib import SimpleCache
 from flask import Flask
 from flask_caching import Cache
+from redis.exceptions import RedisError
 
 from data import settings
+from data.db import SourceUnavailable
 
 log = logging.getLogger(__name__)
 
 cache = Cache()
 
-# Longest a computation may hold the lock before another worker takes over.
+# Longest a computation may hold the Redis lock before another worker takes over.
 _LOCK_TIMEOUT_S = 30
+# Longest a Redis command waits to connect or for an answer: a silent Redis costs a
+# refresh this much once per REDIS_RETRY_S, not every request.
+_REDIS_TIMEOUT_S = 2
+REDIS_RETRY_S = 5
+# Entries a worker keeps for itself while Redis is down: a few intervals of every
+# page, scope and language.
+_LOCAL_ENTRIES = 2000
+# Beside a key, what the database said when its computation got no answer.
+_UNANSWERED = "unanswered:"
+
+
+class _Sharing:
+    """Whether this worker shares through Redis, or computes for itself until `retry_at`."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.down_since: float | None = None
+        self.retry_at = 0.0
+        self.local = SimpleCache(threshold=_LOCAL_ENTRIES)
+        self.flights: dict[str, threading.Lock] = {}
+
+
+_sharing = _Sharing()
 
 
 def init_app(server: Flask) -> None:
     """Bind the cache: Redis when REDIS_URL is set, else files every worker shares."""
+    global _sharing
     redis_url = settings.get("REDIS_URL")
     prefix = settings.get("CACHE_KEY_PREFIX")
     if redis_url:
         config = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_url,
-                  "CACHE_KEY_PREFIX": prefix}
+                  "CACHE_KEY_PREFIX": prefix,
+                  "CACHE_OPTIONS": {"socket_timeout": _REDIS_TIMEOUT_S,
+                                    "socket_connect_timeout": _REDIS_TIMEOUT_S}}
     else:
         cache_dir = Path(settings.get("CACHE_DIR"))
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -42,49 +83,202 @@ def init_app(server: Flask) -> None:
                   "CACHE_KEY_PREFIX": prefix, "CACHE_THRESHOLD": 2000}
     config["CACHE_DEFAULT_TIMEOUT"] = 2 * settings.get_int("REFRESH_S")
     cache.init_app(server, config=config)
+    _sharing = _Sharing()
+
+
+def _build_id() -> str:
+    """A fingerprint of the code and assets being served; every worker of one deploy computes
+    the same value. An open screen that sees it change reloads itself."""
+    digest = hashlib.sha1()
+    for path in sorted(settings.PROJECT_ROOT.glob("*.py")) + sorted(
+            p for folder in ("dashboards", "data", "assets") for p in
+            (settings.PROJECT_ROOT / folder).rglob("*") if p.suffix in (".py", ".js", ".css")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+BUILD_ID = _build_id()
 
 
 def cache_key(*parts: Any) -> str:
-    raw = "|".join(str(p) for p in parts)
+    raw = "|".join(str(p) for p in (BUILD_ID, *parts))
     return hashlib.sha1(raw.encode()).hexdigest()[:24]
+
+
+def sharing() -> bool:
+    """False while Redis is down and not yet due to be asked again; the first caller past
+    `retry_at` asks it, the others keep computing for themselves meanwhile."""
+    if _sharing.down_since is None:
+        return True
+    with _sharing.lock:
+        now = time.monotonic()
+        if now < _sharing.retry_at:
+            return False
+        _sharing.retry_at = now + REDIS_RETRY_S
+        return True
+
+
+def _shared_failed(exc: Exception) -> None:
+    with _sharing.lock:
+        _sharing.retry_at = time.monotonic() + REDIS_RETRY_S
+        first = _sharing.down_since is None
+        if first:
+            _sharing.down_since = time.monotonic()
+    if first:
+        log.warning("the shared cache (Redis) does not answer (%s): each worker computes for "
+                    "itself, asking again every %d s", exc, REDIS_RETRY_S)
+
+
+def _shared_answered() -> None:
+    if _sharing.down_since is None:
+        return
+    with _sharing.lock:
+        down_since, _sharing.down_since = _sharing.down_since, None
+    if down_since is not None:
+        log.info("the shared cache (Redis) answers again after %.0f s: workers share again",
+                 time.monotonic() - down_since)
+
+
+def _waited_too_long(key: str) -> SourceUnavailable:
+    return SourceUnavailable(f"the computation of {key} did not end within "
+                             f"{settings.get('CACHE_WAIT_S')} s")
 
 
 @contextmanager
 def _single_flight(key: str) -> Iterator[None]:
     backend = cache.cache
+    wait_s = settings.get_float("CACHE_WAIT_S")
     redis_client = getattr(backend, "_write_client", None)
     if redis_client is not None:
         lock = redis_client.lock(f"{settings.get('CACHE_KEY_PREFIX')}lock:{key}",
-                                 timeout=_LOCK_TIMEOUT_S, blocking_timeout=_LOCK_TIMEOUT_S)
-        acquired = lock.acquire()
+                                 timeout=_LOCK_TIMEOUT_S, blocking_timeout=wait_s)
+        if not lock.acquire():
+            if cache.get(key) is None and cache.get(_UNANSWERED + key) is None:
+                raise _waited_too_long(key)
+            yield
+            return
         try:
             yield
         finally:
-            if acquired:
+            try:
                 lock.release()
+            except RedisError:
+                pass    # Redis went away meanwhile: the lock expires by itself
         return
     # Beside the cache, not in it: FileSystemCache.clear() stops at the first folder it meets.
     cache_dir = Path(settings.get("CACHE_DIR"))
     lock_dir = cache_dir.with_name(cache_dir.name + "-locks")
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{key}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with _file_lock(lock_dir / f"{key}.lock", wait_s):
+        yield
+
+
+@contextmanager
+def _file_lock(path: Path, wait_s: float) -> Iterator[None]:
+    """An exclusive flock on `path`, waited for at most `wait_s`, and the file removed
+    before it is released. A waiter that then holds the lock of a removed file sees that the
+    path no longer names it and locks the path anew."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise _waited_too_long(path.stem) from None
+                    time.sleep(0.02)
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        os.unlink(path)
+        os.close(fd)
+
+
+@contextmanager
+def _local_flight(key: str) -> Iterator[None]:
+    """The single-flight lock among this worker's threads, while Redis is down."""
+    with _sharing.lock:
+        lock = _sharing.flights.setdefault(key, threading.Lock())
+    if not lock.acquire(timeout=settings.get_float("CACHE_WAIT_S")):
+        raise _waited_too_long(key)
+    try:
+        yield
+    finally:
+        lock.release()
+        with _sharing.lock:
+            if _sharing.flights.get(key) is lock and not lock.locked():
+                del _sharing.flights[key]
+
+
+def _computed_once(store, key: str, compute: Callable[[], Any], timeout_s: int | None) -> Any:
+    """Inside the key's lock: the value another caller stored meanwhile, or computed here.
+    A computation the database did not answer is remembered for an interval, so the callers
+    that waited for it, and those after them, learn at once instead of waiting in turn."""
+    value = store.get(key)
+    if value is not None:
+        return value
+    unanswered = store.get(_UNANSWERED + key)
+    if unanswered is not None:
+        raise SourceUnavailable(unanswered)
+    started = time.perf_counter()
+    try:
+        value = compute()
+    except SourceUnavailable as exc:
+        store.set(_UNANSWERED + key, str(exc) or "the database did not answer",
+                  timeout=settings.get_int("REFRESH_S"))
+        raise
+    store.set(key, value, timeout=timeout_s)
+    log.debug("computed %s in %.0f ms", key, (time.perf_counter() - started) * 1000)
+    return value
+
+
+def _cached_locally(key: str, compute: Callable[[], Any], timeout_s: int | None) -> Any:
+    value = _sharing.local.get(key)
+    if value is not None:
+        return value
+    with _local_flight(key):
+        return _computed_once(_sharing.local, key, compute,
+                              timeout_s or 2 * settings.get_int("REFRESH_S"))
 
 
 def cached(key: str, compute: Callable[[], Any], timeout_s: int | None = None) -> Any:
-    """The cached value of `key`, computed by one caller at a time across all workers."""
-    value = cache.get(key)
+    """The cached value of `key`, computed by one caller at a time across all workers (in
+    this worker alone while Redis is down)."""
+    if not sharing():
+        return _cached_locally(key, compute, timeout_s)
+    try:
+        value = cache.get(key)
+    except RedisError as exc:
+        _shared_failed(exc)
+        return _cached_locally(key, compute, timeout_s)
+    _shared_answered()
     if value is not None:
         return value
-    with _single_flight(key):
-        value = cache.get(key)
-        if value is None:
-            started = time.perf_counter()
-            value = compute()
-            cache.set(key, value, timeout=timeout_s)
-            log.debug("computed %s in %.0f ms", key, (time.perf_counter() - started) * 1000)
-    return value
+    computed = []
+
+    def compute_here() -> Any:
+        computed.append(compute())
+        return computed[0]
+
+    try:
+        with _single_flight(key):
+            return _computed_once(cache, key, compute_here, timeout_s)
+    except RedisError as exc:
+        _shared_failed(exc)
+        if computed:
+            _sharing.local.set(key, computed[0], timeout=timeout_s or 2 * settings.get_int("REFRESH_S"))
+            return computed[0]
+        return _cached_locally(key, compute, timeout_s)

@@ -41,6 +41,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Folder of the file cache shared by all workers when REDIS_URL is not set."),
     Setting("REDIS_URL", "", "Redis URL (redis://host:port/db). When set, snapshots are cached in Redis instead of files."),
     Setting("CACHE_KEY_PREFIX", "floorlink:", "Prefix of every cache key, so several sites can share one Redis."),
+    Setting("CACHE_WAIT_S", "10",
+            "Seconds a refresh waits for another worker computing the same snapshot before the "
+            "screen says the database does not answer."),
+    Setting("DB_CONNECT_TIMEOUT_S", "5",
+            "Seconds the web server waits to open a database connection, or for a pooled one to answer (at least 2 on PostgreSQL)."),
+    Setting("DB_POOL_TIMEOUT_S", "5",
+            "Seconds the web server waits for a free connection of its pool."),
+    Setting("DB_STATEMENT_TIMEOUT_S", "30",
+            "Longest a statement of the web server may run (PostgreSQL statement_timeout, one more "
+            "second for a silent server; SQLite's busy timeout); 0: none on PostgreSQL. Commands are not limited."),
+    Setting("REQUEST_MAX_BYTES", "1048576",
+            "Largest request body the web server reads (the ingest API keeps its own limit); a larger one is refused with 413."),
     Setting("STAR_MIN_ISSUES", "5",
             "Issues a department must have raised in the last 7 days to compete for the collaboration star."),
     Setting("SHORTAGE_ISSUE_TYPES", "material_shortage",

@@ -187,6 +187,19 @@ def test_expired_entry_is_recomputed_once_under_a_crowd(backend, monkeypatch, tm
         assert cache.cache.get("stampede") is None
 
 
+def test_a_deploy_never_serves_what_the_code_before_it_cached(monkeypatch, tmp_path):
+    """A replayed view is kept for minutes: after a deploy (another BUILD_ID) the same key
+    asks the new code, not the entry the old code left."""
+    server = _bound_cache(monkeypatch, tmp_path, None)
+    with server.app_context():
+        monkeypatch.setattr(cache, "BUILD_ID", "before")
+        assert cache.cached(cache.cache_key("view", "overview"), lambda: {"drawn_by": "before"},
+                            timeout_s=600) == {"drawn_by": "before"}
+        monkeypatch.setattr(cache, "BUILD_ID", "after")
+        assert cache.cached(cache.cache_key("view", "overview"), lambda: {"drawn_by": "after"},
+                            timeout_s=600) == {"drawn_by": "after"}
+
+
 def test_shift_attainment_prorates_a_running_shift_only():
     import pandas as pd
 

@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 from conftest import require_browser
 from data import db, demo, store, timezones
 from data.models import Department
-from tools.browser import AppServer, chromium, console_errors, free_port, wait_until
+from tools.browser import AppServer, chromium, console_errors, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -177,6 +177,19 @@ def test_every_refresh_asks_just_after_a_snapshot_boundary(open_wall):
     late: each refresh must leave within its drawn delay (0.1-0.5 s) past a boundary, however
     long the screen has been up."""
     driver = open_wall("/")
+    # A server clock 1.7 s ahead of the browser's, learnt from an answer that arrived 4.3 s
+    # ago: the next refresh is due at the server's next boundary plus the screen's delay.
+    due_in_ms, jitter_ms, server_now_ms = driver.execute_script("""
+        const shell = window.floorlinkShell, saved = [shell.serverMs, shell.answeredAt];
+        const now = Date.now();
+        shell.answeredAt = now - 4300; shell.serverMs = now - 4300 + 1700;
+        const due = window.dash_clientside.floorlink.alignRefresh(1, {refresh_ms: arguments[0]});
+        [shell.serverMs, shell.answeredAt] = saved;
+        return [due, window.floorlinkJitterMs, now + 1700];""", REFRESH_S * 1000)
+    period_ms = REFRESH_S * 1000
+    assert 100 <= jitter_ms < 500
+    assert (server_now_ms + due_in_ms - jitter_ms) % period_ms == 0
+    assert 0 < due_in_ms - jitter_ms <= period_ms
     time.sleep(6 * REFRESH_S)
     started = driver.execute_script("""
         return performance.getEntriesByType('resource')
@@ -186,8 +199,8 @@ def test_every_refresh_asks_just_after_a_snapshot_boundary(open_wall):
     bursts = [at for i, at in enumerate(started) if i == 0 or at - started[i - 1] > 300]
     phases = [at % (REFRESH_S * 1000) for at in bursts[2:]]   # after the page's first load
     assert len(phases) >= 4, bursts
-    # The browser's timers may fire a little late on a busy machine.
-    assert all(80 <= phase <= 800 for phase in phases), phases
+    # The browser's timers may fire up to half a second late on a busy machine.
+    assert all(80 <= phase <= 1000 for phase in phases), phases
     assert_no_errors(driver)
 
 
@@ -371,15 +384,18 @@ def test_a_phone_shows_the_panels_stacked_in_one_scrolling_column(open_wall, pat
 
 
 def test_the_server_failing_is_said_apart_from_the_server_gone(open_wall):
-    """A refresh answered with an HTTP 500 (here: every refresh sent to the server broken on
-    the way) makes the banner say the server had an error, never that it is unreachable."""
+    """A refresh answered with an HTTP 500 (here: every refresh sent to the server with its
+    scope broken on the way, so the page's own code fails on it; a request Dash cannot unpack
+    at all is a 400, tests/test_faults.py) makes the banner say the server had an error,
+    never that it is unreachable."""
     driver = open_wall("/")
     driver.execute_script("""
         const through = window.fetch;
+        const broken = (body) => { const b = JSON.parse(body); b.state[0].value = 'broken'; return JSON.stringify(b); };
         window.__broken = true;
         window.fetch = (resource, options) => window.__broken && String(resource).includes('_dash-update-component')
             && String(options && options.body).includes('overview-refresh')
-          ? through(resource, Object.assign({}, options, {body: '{}'})) : through(resource, options);""")
+          ? through(resource, Object.assign({}, options, {body: broken(options.body)})) : through(resource, options);""")
     banner = wait_until(lambda: driver.find_element(By.ID, "stale-banner").text, timeout=3 * REFRESH_S + 6,
                         message="banner after failed refreshes")
     assert "服务器出错" in banner and "无法连接" not in banner and "最后有效数据" in banner
@@ -451,8 +467,10 @@ def test_the_404_is_a_desk_page_in_the_walls_language(empty_server):
 
 def test_a_failing_cache_is_a_server_error_and_the_shell_stays_up(plant_url, tmp_path):
     require_browser()
-    app = AppServer(plant_url, tmp_path, REFRESH_S=str(REFRESH_S),
-                    REDIS_URL=f"redis://127.0.0.1:{free_port()}/0").start()
+    # A file where the cache's lock folder belongs: no snapshot can be computed. (A Redis
+    # that does not answer is no failure: each worker computes for itself, tests/test_faults.py.)
+    (tmp_path / "cache-locks").write_text("")
+    app = AppServer(plant_url, tmp_path, REFRESH_S=str(REFRESH_S)).start()
     driver = chromium()
     try:
         driver.get(app.url + "/")

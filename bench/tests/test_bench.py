@@ -281,6 +281,7 @@ def test_kpis_by_groups_fails_when_the_paths_disagree(tmp_path, monkeypatch):
         kpis_by_groups.run(groups=(3,), days=1, rounds=1, command=False, out_dir=None,
                            log=lambda _: None)
 
+
 def test_the_explorer_bench_times_every_callback_and_checks_every_figure(loaded_url, monkeypatch):
     from bench import explorer_bench
     monkeypatch.setenv("EXPLORER_HISTORY_DAYS", "400")

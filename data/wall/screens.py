@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from data import cache, db, queries, settings, timezones
 from data.wall import frames, material, overview
@@ -39,8 +40,9 @@ _replayed: OrderedDict[tuple, frames.WallFrames] = OrderedDict()
 _replayed_lock = threading.Lock()
 
 
-class SourceUnavailable(RuntimeError):
-    """The database did not answer; the screen keeps its last good figures."""
+# The database did not answer, or not within its bounds (data/db.py), or another worker's
+# computation of the same snapshot did not end within its wait (data/cache.py).
+SourceUnavailable = db.SourceUnavailable
 
 
 class UnknownScope(ValueError):
@@ -64,6 +66,8 @@ def _read(database_url: str, read: Callable[[Connection], dict]) -> dict:
             return read(conn)
     except DBAPIError as exc:
         raise SourceUnavailable(str(exc.orig)) from exc
+    except PoolTimeout as exc:
+        raise SourceUnavailable(f"no free database connection: {exc}") from exc
 
 
 class Instant(NamedTuple):
