@@ -484,14 +484,14 @@ def _list_what(store):
     lang = store["lang"]
     try:
         view, asked = _view_of(store)
-        rows = view.issue_list(asked.show, lang)
+        count = len(view.list_issues(asked.show))
     except Exception:  # noqa: BLE001 - the list says so; the log has why
         log.exception("the explorer's list failed")
         return t("panel_failed", lang)
     if asked.show is None:
-        return t("explorer_list_window", lang).format(n=f"{len(rows):,}")
+        return t("explorer_list_window", lang).format(n=f"{count:,}")
     names = Names(view.reference, lang)
-    return [t("explorer_list_behind", lang).format(n=f"{len(rows):,}", what=describe(asked.show, names)),
+    return [t("explorer_list_behind", lang).format(n=f"{count:,}", what=describe(asked.show, names)),
             " ", dcc.Link(t("explorer_list_all", lang), href=_href(replace(asked, show=None)),
                           id="explorer-list-all")]
 
@@ -519,13 +519,13 @@ def _rows(request, store):
         return no_update
     try:
         view, asked = _view_of(store)
-        shown = grid.apply(view.issue_list(asked.show, store["lang"]), request.get("sortModel"),
-                           request.get("filterModel"))
+        page, count = view.list_page(asked.show, store["lang"], request.get("sortModel"),
+                                     request.get("filterModel"), int(request.get("startRow", 0)),
+                                     int(request.get("endRow", LIST_PAGE_ROWS)))
     except ValueError:
         log.warning("the issue list could not apply %r", request, exc_info=True)
         return {"rowData": [], "rowCount": 0}
-    start, end = int(request.get("startRow", 0)), int(request.get("endRow", LIST_PAGE_ROWS))
-    return {"rowData": _json_rows(shown.iloc[start:end]), "rowCount": len(shown)}
+    return {"rowData": _json_rows(page), "rowCount": count}
 
 
 @callback(Output("explorer-download", "data"), Input("explorer-export-csv", "n_clicks"),

@@ -2,7 +2,7 @@
 hand-computed cases. T0 is Friday 2026-11-20 10:00 site time."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -129,3 +129,61 @@ def test_heatmap_by_weekday_and_hour_of_the_site():
     before = heatmap(issues, at(20), SITE).set_index(["weekday", "hour"])
     assert before.loc[(4, 10)].tolist() == [1, 4.0]        # B raised after as_of
     assert np.isnan(before.loc[(4, 8), "response_median_min"])
+
+
+def unresolved_after_week_by_week(issues: pd.DataFrame, as_of, hours, tz) -> pd.DataFrame:
+    """The reference: each issue's week as a Python date, week after week, t after t."""
+    at = pd.Timestamp(as_of).tz_convert("UTC")
+    raised_at = pd.to_datetime(issues["raised_at"], utc=True)
+    population = issues[((raised_at <= at) & (issues["status"] != "cancelled")).to_numpy(dtype=bool)]
+    raised = pd.to_datetime(population["raised_at"], utc=True)
+    local = raised.dt.tz_convert(tz)
+    week_start = np.array([d - timedelta(days=d.weekday()) for d in local.dt.date], dtype=object)
+
+    def known(column: str) -> pd.Series:
+        values = pd.to_datetime(population[column], utc=True)
+        return values.where(values <= at)
+
+    finished = pd.concat([known("resolved_at"), known("closed_at")], axis=1).min(axis=1)
+    rows = []
+    for week in sorted(set(week_start)):
+        mine = week_start == week
+        week_end = pd.Timestamp(datetime.combine(week + timedelta(days=7), datetime.min.time(),
+                                                 tzinfo=tz)).tz_convert("UTC")
+        for t in hours:
+            if week_end + pd.Timedelta(hours=t) > at:
+                continue
+            waiting = finished[mine].isna() | (finished[mine] > raised[mine] + pd.Timedelta(hours=t))
+            unresolved = int(waiting.sum())
+            rows.append((week, t, int(mine.sum()), unresolved, unresolved / int(mine.sum())))
+    return pd.DataFrame(rows, columns=list(UNRESOLVED_COLUMNS)).astype(
+        {"raised": "int64", "unresolved": "int64", "share": "float64"})
+
+
+def random_issues(rng: np.random.Generator, n: int, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Issues raised over 70 days around as_of (some after it), resolved and closed at random
+    later times or never, some cancelled."""
+    raised = as_of - pd.to_timedelta(rng.integers(-3 * 24 * 60, 70 * 24 * 60, n), unit="min")
+
+    def later(share_never: float) -> pd.Series:
+        after = raised + pd.to_timedelta(rng.integers(0, 40 * 60, n), unit="min")
+        return pd.Series(after).where(rng.random(n) >= share_never)
+
+    return pd.DataFrame({
+        "id": [f"I{i}" for i in range(n)], "raised_at": pd.Series(raised),
+        "resolved_at": later(0.3), "closed_at": later(0.6),
+        "status": rng.choice(["open", "resolved", "closed", "cancelled"], n, p=[.3, .3, .3, .1])})
+
+
+def test_share_unresolved_equals_the_week_by_week_reference_on_random_plants():
+    rng = np.random.default_rng(11)
+    for zone in (SITE, timezones.zone("America/New_York"), timezones.zone("UTC")):
+        for n in (0, 1, 40, 3000):
+            as_of = pd.Timestamp("2026-11-20 10:00", tz=zone) - pd.Timedelta(
+                minutes=int(rng.integers(0, 200 * 24 * 60)))
+            issues = random_issues(rng, n, as_of)
+            hours = (1, 4, 8, 24) if n % 2 else (0.5, 24, 72, 24 * 9)
+            found = unresolved_after(issues, as_of.to_pydatetime(), hours, tz=zone)
+            expected = unresolved_after_week_by_week(issues, as_of, hours, zone)
+            pd.testing.assert_frame_equal(found, expected)
+            assert n < 40 or len(found) > 10

@@ -369,3 +369,52 @@ def test_the_status_is_the_one_at_the_instant():
     }).apply(lambda column: pd.to_datetime(column, utc=True))
     assert explorer_view.status_at(stamps, at).tolist() == ["open", "acknowledged", "resolved", "closed",
                                                             "acknowledged"]
+
+
+def sorted_and_filtered_as_before(frame: pd.DataFrame, sort, filters) -> pd.DataFrame:
+    """The reference order: the filters' rows sorted by pandas, stable, blanks last."""
+    keep = np.ones(len(frame), dtype=bool)
+    for column, model in filters.items():
+        keep &= grid._column_filter(frame, column, model)
+    shown = frame[keep]
+    sorts = [s for s in sort if s["sort"] in ("asc", "desc")]
+    if sorts:
+        shown = shown.sort_values([s["colId"] for s in sorts], ascending=[s["sort"] == "asc" for s in sorts],
+                                  kind="stable", na_position="last")
+    return shown.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("sort, filters", [
+    ([], {}),
+    ([{"colId": "raised", "sort": "asc"}], {}),
+    ([{"colId": "holder", "sort": "desc"}], {}),
+    ([{"colId": "status", "sort": "asc"}, {"colId": "response_min", "sort": "desc"}], {}),
+    ([{"colId": "type", "sort": "desc"}, {"colId": "handoffs", "sort": "desc"}, {"colId": "returns", "sort": "asc"}], {}),
+    ([{"colId": "line", "sort": "asc"}, {"colId": "cause", "sort": "desc"}], {}),
+    ([{"colId": "resolution_min", "sort": "asc"}], {"id": {"filterType": "text", "type": "contains", "filter": "1"},
+                                                      "department": {"filterType": "text", "type": "notBlank"}}),
+    ([], {"handoffs": {"filterType": "number", "type": "greaterThan", "filter": 0}}),
+    ([{"colId": "location", "sort": "asc"}], {"holder": {"filterType": "text", "type": "blank"},
+                                                "severity": {"filterType": "text", "type": "notEqual", "filter": "p1"}}),
+])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_page_of_the_list_is_that_page_of_the_whole_list_sorted_and_filtered(page, plant_url, sort, filters, lang):
+    """The grid's rows (as sent to the browser) and count, against the whole list built and
+    sorted by pandas."""
+    for marks, show in (((), None), ((Mark("dim", ("department", "QA")),), Mark("dim", ("issue_type", "quality_anomaly")))):
+        view = view_of(plant_url, marks=marks)
+        whole = sorted_and_filtered_as_before(view.issue_list(show, lang), sort, filters)
+        assert len(whole) > 8 and whole["id"].is_unique
+        for start, end in ((0, 10), (7, 19), (len(whole) - 5, len(whole) + 100)):
+            rows, count = view.list_page(show, lang, sort, filters, start, end)
+            assert count == len(whole)
+            assert page._json_rows(rows) == page._json_rows(whole.iloc[start:end])
+
+
+def test_a_view_of_no_issue_draws_every_panel_and_an_empty_list(plant_url):
+    view = view_of(plant_url, {"department": ("NO-SUCH-DEPARTMENT",)})
+    assert view.known.empty and view.window_intervals.empty
+    for panel in explorer_view.PANELS:
+        assert view.figure(panel, "en")["layout"]["title"]["text"]
+    rows, count = view.list_page(None, "en", [{"colId": "raised", "sort": "desc"}], {}, 0, 100)
+    assert count == 0 and rows.empty and list(rows.columns) == [f for f, _ in explorer_view.LIST_COLUMNS]

@@ -80,23 +80,25 @@ def unresolved_after(issues: pd.DataFrame, as_of: datetime,
     population = _population(issues, as_of)
     raised_ns = nanoseconds(population["raised_at"])
     local = pd.to_datetime(population["raised_at"], utc=True).dt.tz_convert(zone)
-    days = np.array(local.dt.date.to_numpy(dtype=object), dtype="datetime64[D]")
-    monday = days - local.dt.day_of_week.to_numpy(dtype="int64").astype("timedelta64[D]")
-    week_start = monday.astype(object)
+    days = local.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    # 1970-01-01 was a Thursday: day 0 is weekday 3.
+    monday = days - ((days.astype("int64") + 3) % 7).astype("timedelta64[D]")
+    weeks, week_of = np.unique(monday, return_inverse=True)
+    raised = np.bincount(week_of, minlength=len(weeks))
     finished = np.minimum(_known_ns(population["resolved_at"], at),
                           _known_ns(population["closed_at"], at))
     rows = []
-    for week in sorted(set(week_start)):
-        mine = week_start == week
+    for w, week in enumerate(weeks.astype(object)):
         week_end = pd.Timestamp(datetime.combine(week + timedelta(days=7), datetime.min.time(),
                                                  tzinfo=zone)).tz_convert("UTC")
         for t in hours:
             if week_end + pd.Timedelta(hours=t) > at:
                 continue
-            deadline = raised_ns[mine] + int(pd.Timedelta(hours=t).value)
-            unresolved = int((finished[mine] > deadline).sum())
-            raised = int(mine.sum())
-            rows.append((week, t, raised, unresolved, unresolved / raised))
+            rows.append((week, t, w))
+    unresolved = {t: np.bincount(week_of[finished > raised_ns + int(pd.Timedelta(hours=t).value)],
+                                 minlength=len(weeks)) for t in {t for _, t, _ in rows}}
+    rows = [(week, t, int(raised[w]), int(unresolved[t][w]), int(unresolved[t][w]) / int(raised[w]))
+            for week, t, w in rows]
     return pd.DataFrame(rows, columns=list(UNRESOLVED_COLUMNS)).astype(
         {"raised": "int64", "unresolved": "int64", "share": "float64"})
 

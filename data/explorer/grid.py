@@ -86,20 +86,44 @@ def _column_filter(frame: pd.DataFrame, column: str, model: Mapping) -> np.ndarr
     raise ValueError(f"filter type {kind!r} of column {column!r} is not text or number")
 
 
-def apply(frame: pd.DataFrame, sort_model: Sequence[Mapping] | None = None,
-          filter_model: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
-    """The rows the grid shows: those that pass every column's filter, in the order of the
-    sort model (ties in the frame's own order; blanks last whatever the direction)."""
+def columns_used(sort_model: Sequence[Mapping] | None = None,
+                 filter_model: Mapping[str, Mapping] | None = None) -> set[str]:
+    """The columns a sort model and a filter model read."""
+    return {s.get("colId") for s in _sorts(sort_model)} | set(filter_model or {})
+
+
+def _sorts(sort_model: Sequence[Mapping] | None) -> list[Mapping]:
+    return [s for s in (sort_model or ()) if s.get("sort") in ("asc", "desc")]
+
+
+def _rank(values: np.ndarray, ascending: bool) -> np.ndarray:
+    """A key that orders values as sort_values does: by value in the direction asked, blanks
+    after every value whatever the direction."""
+    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    return np.where(codes < 0, len(uniques), codes if ascending else len(uniques) - 1 - codes)
+
+
+def positions(frame: pd.DataFrame, sort_model: Sequence[Mapping] | None = None,
+              filter_model: Mapping[str, Mapping] | None = None) -> np.ndarray:
+    """The positions in `frame` of the rows the grid shows, in its order: those that pass
+    every column's filter, in the order of the sort model (ties in the frame's own order;
+    blanks last whatever the direction)."""
     keep = np.ones(len(frame), dtype=bool)
     for column, model in (filter_model or {}).items():
         keep &= _column_filter(frame, column, model)
-    shown = frame[keep]
-    sorts = [s for s in (sort_model or ()) if s.get("sort") in ("asc", "desc")]
+    shown = np.flatnonzero(keep)
+    sorts = _sorts(sort_model)
     for spec in sorts:
         if spec.get("colId") not in frame:
             raise ValueError(f"the list has no column {spec.get('colId')!r} to sort by")
-    if sorts:
-        shown = shown.sort_values([s["colId"] for s in sorts],
-                                  ascending=[s["sort"] == "asc" for s in sorts],
-                                  kind="stable", na_position="last")
-    return shown.reset_index(drop=True)
+    if not sorts or not len(shown):
+        return shown
+    keys = [_rank(frame[s["colId"]].to_numpy()[shown], s["sort"] == "asc") for s in sorts]
+    # lexsort is stable and takes its last key first.
+    return shown[np.lexsort(keys[::-1])]
+
+
+def apply(frame: pd.DataFrame, sort_model: Sequence[Mapping] | None = None,
+          filter_model: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """The rows the grid shows (positions), as a frame of their own."""
+    return frame.take(positions(frame, sort_model, filter_model)).reset_index(drop=True)

@@ -13,7 +13,8 @@ reloads it in full. A follow builds a new Snapshot in a thread of its own (new r
 into the sorted frames in place of a sort); views go on with the one they have meanwhile.
 
 `rows` answers what rows.load answers for a window that starts inside the history: the
-same frames, in the same order. `intervals` answers what holding.holding_intervals answers:
+same frames, in the same order; `cut` answers the same, each frame taken when first asked for
+(a view's first panel need not take all the events). `intervals` answers what holding.holding_intervals answers:
 an issue's hops depend on its own events, so they are computed once (at the end of time) and
 again only for issues that got new events or changed; a view at as_of takes the stored hops
 of the issues with nothing after as_of, fills their open hop up to as_of, and recomputes the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -98,6 +100,7 @@ class Snapshot:
         self.first_event_ns = np.full(len(self.ids), np.iinfo(np.int64).max, dtype=np.int64)
         self.first_event_ns[self.event_code[first]] = self.event_ns[first]
         self.lines = issues["line"].to_numpy(dtype=object)
+        self.handoff_event = (self.events["kind"] == kpis.HANDOFF_KIND).to_numpy(dtype=bool)
         self.given = {name: {n: issues_or_events[n].notna().to_numpy(dtype=bool)
                              for n, kind in columns.items() if kind == "str"}
                       for name, issues_or_events, columns in (
@@ -117,8 +120,18 @@ class Snapshot:
         return kpis.instant(since) >= self.start
 
     def rows(self, since: datetime, until: datetime, as_of: datetime,
-             filters: Mapping[str, Sequence[str]] | None = None) -> rows.Rows:
-        """rows.load's answer, by masks over the history (the window must start inside it)."""
+             filters: Mapping[str, Sequence[str]] | None = None, *,
+             lazy: bool = False) -> rows.Rows:
+        """rows.load's answer, by masks over the history (the window must start inside it);
+        `lazy`: without its events (None), which its `cut` takes when they are first read."""
+        cut = self.cut(since, until, as_of, filters)
+        return rows.Rows(cut.issues, cut.open_now, None if lazy else cut.events, cut.shifts,
+                         cut.left_out, known=cut.known, cut=cut)
+
+    def cut(self, since: datetime, until: datetime, as_of: datetime,
+            filters: Mapping[str, Sequence[str]] | None = None) -> "Cut":
+        """What `rows` answers, each frame taken when first asked for (the window must start
+        inside the history)."""
         if not since < until:
             raise ValueError(f"the window's since ({since.isoformat()}) must be before its until "
                              f"({until.isoformat()})")
@@ -148,20 +161,18 @@ class Snapshot:
         bound = min(raised[known].min(), s) if known.any() else s
         start, end = self.plan_ns
         in_plan = (start <= a) & (end > bound)
-        found = rows.Rows(self._cut("issues", in_window), self._cut("issues", open_now),
-                          self._cut("events", in_events), self._cut("plan", in_plan),
-                          self._left_out_of(filters or {}, s, u, a, known))
-        # The window's issues, then the other open ones, as the view puts them together.
-        found.known = self._cut("issues", np.concatenate((np.flatnonzero(in_window),
-                                                          np.flatnonzero(open_now & ~in_window))))
-        return found
+        return Cut(self, in_window, open_now, in_events, in_plan,
+                   self._left_out_of(filters or {}, s, u, a, known))
 
-    def _cut(self, name: str, chosen: np.ndarray) -> pd.DataFrame:
+    def _cut(self, name: str, chosen: np.ndarray, typed_as: np.ndarray | None = None) -> pd.DataFrame:
         """The chosen rows of a frame (a mask, or positions in order), typed as
-        queries._frame types them when read alone: text is pandas' string type, except a
-        column without any value, which stays object."""
+        queries._frame types them when read alone (or as the rows of the mask `typed_as` are):
+        text is pandas' string type, except a column without any value, which stays object."""
         frame = {"issues": self.issues, "events": self.events, "plan": self.plan}[name]
         cut = (frame[chosen] if chosen.dtype == bool else frame.take(chosen)).reset_index(drop=True)
+        return self._typed(name, cut, chosen if typed_as is None else typed_as)
+
+    def _typed(self, name: str, cut: pd.DataFrame, chosen: np.ndarray) -> pd.DataFrame:
         given = self.given[name]
         if not len(cut):
             return cut.astype({n: "str" for n in given})
@@ -205,11 +216,22 @@ class Snapshot:
                   shifts: pd.DataFrame) -> pd.DataFrame:
         """holding.holding_intervals(known, events, as_of, shifts) for rows this snapshot
         answered (`rows`): the stored hops of the issues nothing happened to after as_of, their
-        open hop held up to as_of; computed again for the others."""
+        open hop held up to as_of; computed again for the others. `events` may be a function
+        that takes the events of the issues at given positions of the snapshot (Cut.events_of),
+        so that only those computed again are taken."""
+        return self.placed_intervals(known, events, as_of, shifts)[0]
+
+    def placed_intervals(self, known: pd.DataFrame, events, as_of: datetime, shifts: pd.DataFrame,
+                         code: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """`intervals`, and the position in the snapshot of each hop's issue (None when the
+        hops were computed without the snapshot). `code`: the positions of `known`'s issues
+        in the snapshot, when the caller has them."""
         a = kpis.instant(as_of).as_unit("ns").value
-        code = self.ids.get_indexer(known["id"].to_numpy(dtype=object))
+        if code is None:
+            code = self.ids.get_indexer(known["id"].to_numpy(dtype=object))
         if (code < 0).any() or not len(known):
-            return holding.holding_intervals(known, events, as_of, shifts)
+            return holding.holding_intervals(
+                known, events(code[code >= 0]) if callable(events) else events, as_of, shifts), None
         ns = self.issue_ns
         lines = known["line"].to_numpy(dtype=object)
         lost = set(self.plan["line"].dropna()) - set(shifts["line"].dropna())
@@ -238,16 +260,17 @@ class Snapshot:
         if not len(stale):
             rows_kept = rows_kept[np.lexsort((self.hop_number[rows_kept], place[self.hop_code[rows_kept]]))]
             return self._filled(self.hops.take(rows_kept).reset_index(drop=True),
-                                self.lines[self.hop_code[rows_kept]], a, shifts)
+                                self.lines[self.hop_code[rows_kept]], a, shifts), self.hop_code[rows_kept]
         kept = self._filled(self.hops.take(rows_kept).reset_index(drop=True),
                             self.lines[self.hop_code[rows_kept]], a, shifts)
-        again = holding.holding_intervals(
-            stale, events[events["issue_id"].isin(stale["id"]).to_numpy(dtype=bool)], as_of, shifts)
+        stale_events = events(code[touched]) if callable(events) else \
+            events[events["issue_id"].isin(stale["id"]).to_numpy(dtype=bool)]
+        again = holding.holding_intervals(stale, stale_events, as_of, shifts)
         both = pd.concat([kept, again], ignore_index=True)
         codes = np.concatenate((self.hop_code[rows_kept],
                                 self.ids.get_indexer(again["issue_id"].to_numpy(dtype=object))))
         order = np.lexsort((both["hop"].to_numpy(), place[codes]))
-        return both.take(order).reset_index(drop=True)
+        return both.take(order).reset_index(drop=True), codes[order]
 
     @staticmethod
     def _filled(hops: pd.DataFrame, lines: np.ndarray, as_of_ns: int, shifts: pd.DataFrame) -> pd.DataFrame:
@@ -264,6 +287,81 @@ class Snapshot:
         worked[held] = holding._held_work_minutes(taken, until, lines[held], shifts)
         hops["held_min"], hops["held_work_min"] = minutes, worked
         return hops
+
+
+class Cut:
+    """One window of a snapshot (Snapshot.cut): rows.load's frames, each taken from the
+    snapshot when first asked for, so a view pays only for the frames its panels read."""
+
+    def __init__(self, snapshot: Snapshot, in_window: np.ndarray, open_now: np.ndarray,
+                 in_events: np.ndarray, in_plan: np.ndarray, left_out: list[queries.LeftOut]):
+        self.snapshot, self.left_out = snapshot, left_out
+        self.in_window, self.open_now_mask, self.in_events, self.in_plan = \
+            in_window, open_now, in_events, in_plan
+
+    @cached_property
+    def known_codes(self) -> np.ndarray:
+        """The positions in the snapshot of `known`'s issues."""
+        return np.concatenate((np.flatnonzero(self.in_window),
+                               np.flatnonzero(self.open_now_mask & ~self.in_window)))
+
+    @cached_property
+    def known(self) -> pd.DataFrame:
+        """The window's issues, then the other open ones, as the view puts them together."""
+        return self.snapshot._cut("issues", self.known_codes)
+
+    @cached_property
+    def issues(self) -> pd.DataFrame:
+        """The window's issues: the first rows of `known`, typed as if taken alone."""
+        window = self.known.iloc[:int(self.in_window.sum())]
+        if len(window) == len(self.known):
+            return window
+        return self.snapshot._typed("issues", window, self.in_window)
+
+    @cached_property
+    def open_now(self) -> pd.DataFrame:
+        return self.snapshot._cut("issues", self.open_now_mask)
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        return self.snapshot._cut("events", self.in_events)
+
+    @cached_property
+    def shifts(self) -> pd.DataFrame:
+        return self.snapshot._cut("plan", self.in_plan)
+
+    @cached_property
+    def open_events(self) -> pd.DataFrame:
+        """The events of the issues open at as_of (`open_now`), as `events` has them."""
+        return self.events_of(np.flatnonzero(self.open_now_mask))
+
+    @cached_property
+    def handoff_events(self) -> pd.DataFrame:
+        """The hand-off events (kpis.HANDOFF_KIND) of `events`, as `events` has them."""
+        return self.snapshot._cut("events", self.in_events & self.snapshot.handoff_event,
+                                  typed_as=self.in_events)
+
+    def events_of(self, codes: np.ndarray) -> pd.DataFrame:
+        """The events of the issues at positions `codes` of the snapshot, as `events` has them."""
+        mine = np.zeros(len(self.snapshot.ids), dtype=bool)
+        mine[codes] = True
+        chosen = np.flatnonzero(self.in_events & mine[self.snapshot.event_code])
+        return self.snapshot._cut("events", chosen, typed_as=self.in_events)
+
+    def intervals(self, known: pd.DataFrame, as_of: datetime, shifts: pd.DataFrame,
+                  since: datetime | None = None, until: datetime | None = None):
+        """Snapshot.intervals of these rows (`known` is this cut's), taking only the events of
+        the issues computed again; with since and until, also which hops are of the cut's
+        window's issues (`issues`) raised in [since, until)."""
+        hops, codes = self.snapshot.placed_intervals(known, self.events_of, as_of, shifts,
+                                                     self.known_codes)
+        if since is None:
+            return hops
+        if codes is None:
+            return hops, None
+        raised = self.snapshot.issue_ns["raised_at"][codes]
+        s, u = (kpis.instant(x).as_unit("ns").value for x in (since, until))
+        return hops, self.in_window[codes] & (raised >= s) & (raised < u)
 
 
 class History:

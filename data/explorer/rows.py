@@ -43,6 +43,8 @@ class Rows:
     # Every issue of the rows once (`issues`, then the other `open_now`), when the reader has
     # them at hand.
     known: pd.DataFrame | None = None
+    # The history's cut the rows were taken from (data.explorer.history.Cut), when they were.
+    cut: object | None = None
 
 
 def _filtered(stmt: Select, filters: Mapping[str, Sequence[str]]) -> Select:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from functools import cached_property
 from typing import Callable, Sequence
@@ -25,7 +24,7 @@ import pandas as pd
 
 from data import db, kpis
 from data.analysis import ageing, breakdown, change, control, handoffs, holding
-from data.explorer import figures, history, rows
+from data.explorer import figures, grid, history, rows
 from data.explorer.state import NO_VALUE, Mark, Window
 from data.words import t
 
@@ -73,22 +72,34 @@ def _newest_first(issues: pd.DataFrame) -> np.ndarray:
     return np.lexsort((pd.Index(ids).argsort().argsort(), -raised))
 
 
-@dataclass(frozen=True)
 class Frames:
     """The rows a view works on: `history` (raised over the span, not cancelled), the open
-    issues at as_of, their events, and the shifts."""
-    history: pd.DataFrame
-    open_now: pd.DataFrame
-    events: pd.DataFrame
-    shifts: pd.DataFrame
-    # history, then the open issues not in it (View.known), when the reader has it at hand.
-    known: pd.DataFrame | None = None
+    issues at as_of, their events, and the shifts. `events` may be given as a function that
+    takes them, called when a panel first reads them."""
+
+    def __init__(self, history: pd.DataFrame, open_now: pd.DataFrame,
+                 events: pd.DataFrame | Callable[[], pd.DataFrame], shifts: pd.DataFrame,
+                 known: pd.DataFrame | None = None, cut: "history.Cut | None" = None):
+        """`known`: history, then the open issues not in it (View.known), when the reader has
+        it at hand; `cut`: the history's cut these rows are, which takes the open issues'
+        events and the hand-offs without taking all the events."""
+        self.history, self.open_now, self.shifts, self.known = history, open_now, shifts, known
+        self._events, self.cut = events, cut
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        return self._events() if callable(self._events) else self._events
 
     def only(self, ids: set[str]) -> "Frames":
         return Frames(self.history[self.history["id"].isin(ids)].reset_index(drop=True),
                       self.open_now[self.open_now["id"].isin(ids)].reset_index(drop=True),
-                      self.events[self.events["issue_id"].isin(ids)].reset_index(drop=True),
+                      lambda: self.events[self.events["issue_id"].isin(ids)].reset_index(drop=True),
                       self.shifts)
+
+
+def computed_hops(known: pd.DataFrame, frames: Frames, window: Window) -> pd.DataFrame:
+    """holding.holding_intervals over a view's rows at its window's as_of."""
+    return holding.holding_intervals(known, frames.events, window.as_of, frames.shifts)
 
 
 class View:
@@ -96,9 +107,9 @@ class View:
 
     def __init__(self, window: Window, frames: Frames, reference: dict, tz: tzinfo,
                  parent: "View | None" = None, left_out: int = 0,
-                 hops: Callable[..., pd.DataFrame] = holding.holding_intervals):
-        """`hops`: what holding.holding_intervals answers, perhaps from hops kept before
-        (history.Snapshot.intervals)."""
+                 hops: Callable[[pd.DataFrame, Frames, Window], pd.DataFrame | tuple] = computed_hops):
+        """`hops`: what computed_hops answers, perhaps from hops kept before
+        (history.Cut.intervals), perhaps with a mask of the hops of the window's issues."""
         self.window, self.frames, self.reference, self.tz = window, frames, reference, tz
         self.parent, self.left_out, self._hops = parent, left_out, hops
         self._drawn: dict = {}
@@ -126,14 +137,22 @@ class View:
     def intervals(self) -> pd.DataFrame:
         """The holding intervals of every issue of the view (an issue's hops depend on its
         own events only, so a narrowed view keeps its parent's)."""
+        return self._placed_intervals[0]
+
+    @cached_property
+    def _placed_intervals(self) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """The intervals, and which of them are of the window's issues when `hops` says."""
         if self.parent is not None:
             mine = self.parent.intervals["issue_id"].isin(self.known["id"])
-            return self.parent.intervals[mine.to_numpy(dtype=bool)].reset_index(drop=True)
-        return self._hops(self.known, self.frames.events, self.window.as_of, self.frames.shifts)
+            return self.parent.intervals[mine.to_numpy(dtype=bool)].reset_index(drop=True), None
+        found = self._hops(self.known, self.frames, self.window)
+        return found if isinstance(found, tuple) else (found, None)
 
     @cached_property
     def window_intervals(self) -> pd.DataFrame:
-        mine = self.intervals["issue_id"].isin(self.population["id"]).to_numpy(dtype=bool)
+        mine = self._placed_intervals[1]
+        if mine is None:
+            mine = self.intervals["issue_id"].isin(self.population["id"]).to_numpy(dtype=bool)
         return self.intervals[mine].reset_index(drop=True)
 
     @cached_property
@@ -143,12 +162,16 @@ class View:
     @cached_property
     def open_events(self) -> pd.DataFrame:
         """The events of the issues open at as_of: all that their ageing reads."""
+        if self.frames.cut is not None:
+            return self.frames.cut.open_events
         events = self.frames.events
         return events[events["issue_id"].isin(self.frames.open_now["id"]).to_numpy(dtype=bool)]
 
     @cached_property
     def handoff_events(self) -> pd.DataFrame:
         """The hand-off events: all that kpis.handoff_counts counts."""
+        if self.frames.cut is not None:
+            return self.frames.cut.handoff_events
         events = self.frames.events
         return events[(events["kind"] == kpis.HANDOFF_KIND).to_numpy(dtype=bool)]
 
@@ -263,6 +286,10 @@ class View:
         each; and each department's resolution limit (the median resolve_minutes of the
         window's issues whose hops it held)."""
         hops = self.held_hops
+        if hops.empty:
+            return (pd.DataFrame(columns=["department", "hop", "p10", "q1", "median", "q3", "p90", "count"]),
+                    pd.DataFrame(columns=["issue_id", "department", "hop", "minutes"]),
+                    pd.Series(dtype="float64"))
         grouped = hops.groupby(["department", "hop_group"], sort=True)["minutes"]
         boxes = grouped.quantile([0.1, 0.25, 0.5, 0.75, 0.9]).unstack()
         boxes.columns = ["p10", "q1", "median", "q3", "p90"]
@@ -275,8 +302,10 @@ class View:
         longest = (candidates.sort_values(["minutes", "issue_id"], ascending=[False, True], kind="stable")
                    .groupby(["department", "hop_group"], sort=False).head(LONGEST_PER_BOX)
                    .rename(columns={"hop_group": "hop"}))
-        limit_of = self.population.set_index("id")["resolve_minutes"]
-        limits = (hops.assign(limit=hops["issue_id"].map(limit_of))
+        place = pd.Index(self.population["id"].to_numpy(dtype=object)).get_indexer(
+            hops["issue_id"].to_numpy(dtype=object))
+        limit = self.population["resolve_minutes"].to_numpy(dtype="float64")[place]
+        limits = (hops.assign(limit=np.where(place >= 0, limit, np.nan))
                   .groupby("department")["limit"].median())
         return boxes, longest, limits
 
@@ -326,33 +355,63 @@ class View:
     def issue_list(self, show: Mark | None, lang: str) -> pd.DataFrame:
         """The issues behind `show` (none: the window's issues), one row each with the
         list's columns (LIST_COLUMNS), as the grid shows and exports them: the newest first."""
-        key = ("list", show, lang)
+        return self._list_rows(self.list_issues(show), lang)
+
+    def list_issues(self, show: Mark | None) -> pd.DataFrame:
+        """The issues of the list (issue_list), in its order: the newest first."""
+        key = ("list", show)
         with self._lock:
             if key not in self._drawn:
-                self._drawn[key] = self._issue_list(show, lang)
+                issues = self.population if show is None else self.known[
+                    self.known["id"].isin(self.ids_behind(show)).to_numpy(dtype=bool)]
+                self._drawn[key] = issues.take(_newest_first(issues)).reset_index(drop=True)
             return self._drawn[key]
 
-    def _issue_list(self, show: Mark | None, lang: str) -> pd.DataFrame:
-        issues = self.population if show is None else self.known[
-            self.known["id"].isin(self.ids_behind(show)).to_numpy(dtype=bool)]
-        issues = issues.iloc[_newest_first(issues)]
+    def list_page(self, show: Mark | None, lang: str, sort_model=None, filter_model=None,
+                  start: int = 0, end: int = 100) -> tuple[pd.DataFrame, int]:
+        """Rows start to end of the list as the grid shows it (grid.apply over issue_list),
+        and how many rows it shows in all: only the columns the grid sorts and filters by are
+        taken for the whole list; only the page's rows get all their columns."""
+        issues = self.list_issues(show)
+        needed = grid.columns_used(sort_model, filter_model)
+        unknown = needed - {name for name, _ in LIST_COLUMNS}
+        if unknown:
+            raise ValueError(f"the list has no column {sorted(unknown)[0]!r} to sort or filter by")
+        if needed:
+            whole = pd.DataFrame({name: self._list_column(show, lang, name)
+                                  for name, _ in LIST_COLUMNS if name in needed})
+            shown = grid.positions(whole, sort_model, filter_model)
+        else:
+            shown = np.arange(len(issues))
+        return self._list_rows(issues.take(shown[max(start, 0):max(end, 0)]), lang), len(shown)
+
+    def _list_column(self, show: Mark | None, lang: str, name: str) -> np.ndarray:
+        """One column of the whole list, taken once per view."""
+        key = ("list column", show, lang, name)
+        with self._lock:
+            found = self._drawn.get(key)
+        if found is None:
+            found = self._list_rows(self.list_issues(show), lang, (name,))[name].to_numpy()
+            with self._lock:
+                self._drawn[key] = found
+        return found
+
+    def _list_rows(self, issues: pd.DataFrame, lang: str,
+                   columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The list's rows of `issues` (each row its issue's alone), all columns or those named."""
+        wanted = [name for name, _ in LIST_COLUMNS if columns is None or name in columns]
         names = figures.Names(self.reference, lang)
         as_of = self.window.as_of
-        hops = self.intervals[self.intervals["issue_id"].isin(issues["id"]).to_numpy(dtype=bool)]
-        holder = hops[hops["let_go_at"].isna()].drop_duplicates("issue_id", keep="last") \
-            .set_index("issue_id")["department_code"]
-        returns = hops.groupby("issue_id")["returned"].sum()
-        handed = kpis.handoff_counts(issues, self.handoff_events, as_of)
-        local = pd.to_datetime(issues["raised_at"], utc=True).dt.tz_convert(self.tz).dt.tz_localize(None)
-        raised = np.datetime_as_string(local.to_numpy(dtype="datetime64[ns]"), unit="m")
-        # "YYYY-MM-DDTHH:MM" with a space for the T, in place over the characters.
-        if len(raised):
-            raised.view(np.uint32).reshape(len(raised), -1)[:, 10] = ord(" ")
-        raised = raised.astype(object)
         statuses = {code: t(f"status_{code}", lang) for code in STATUSES}
 
-        def named(values: pd.Series, dimension: str, missing) -> np.ndarray:
-            codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+        def hops() -> pd.DataFrame:
+            if "hops" not in found:
+                mine = self.intervals["issue_id"].isin(issues["id"]).to_numpy(dtype=bool)
+                found["hops"] = self.intervals[mine]
+            return found["hops"]
+
+        def named(values, dimension: str, missing) -> np.ndarray:
+            codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
             word = statuses.get if dimension == "status" else (lambda v: names.value(dimension, v))
             words = np.array([word(v) for v in uniques] + [missing], dtype=object)
             return words[codes]
@@ -360,23 +419,43 @@ class View:
         def text(values: pd.Series) -> np.ndarray:
             return values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
 
-        return pd.DataFrame({
-            "id": issues["id"].to_numpy(dtype=object),
+        def raised() -> np.ndarray:
+            local = pd.to_datetime(issues["raised_at"], utc=True).dt.tz_convert(self.tz).dt.tz_localize(None)
+            stamps = np.datetime_as_string(local.to_numpy(dtype="datetime64[ns]"), unit="m")
+            # "YYYY-MM-DDTHH:MM" with a space for the T, in place over the characters.
+            if len(stamps):
+                stamps.view(np.uint32).reshape(len(stamps), -1)[:, 10] = ord(" ")
+            return stamps.astype(object)
+
+        def holder() -> np.ndarray:
+            held = hops()[hops()["let_go_at"].isna()].drop_duplicates("issue_id", keep="last") \
+                .set_index("issue_id")["department_code"]
+            return named(issues["id"].map(held), "department", "")
+
+        def returns() -> np.ndarray:
+            counted = hops().groupby("issue_id")["returned"].sum()
+            return counted.reindex(issues["id"]).fillna(0).to_numpy(dtype="int64")
+
+        found: dict = {}
+        make = {
+            "id": lambda: issues["id"].to_numpy(dtype=object),
             "raised": raised,
-            "type": named(issues["issue_type"], "issue_type", None),
-            "severity": text(issues["severity"]),
-            "title": text(issues["title"]),
-            "department": named(issues["owner_department_code"], "department", None),
-            "holder": named(issues["id"].map(holder), "department", ""),
-            "location": named(issues["location_code"], "location", None),
-            "line": text(issues["line"]),
-            "status": named(pd.Series(status_at(issues, as_of)), "status", None).tolist(),
-            "response_min": kpis.response_minutes(issues, as_of).round(1).to_numpy(dtype="float64"),
-            "resolution_min": kpis.resolution_minutes(issues, as_of).round(1).to_numpy(dtype="float64"),
-            "handoffs": handed.reindex(issues["id"]).to_numpy(dtype="int64"),
-            "returns": returns.reindex(issues["id"]).fillna(0).to_numpy(dtype="int64"),
-            "cause": text(issues["cause"]),
-        })
+            "type": lambda: named(issues["issue_type"], "issue_type", None),
+            "severity": lambda: text(issues["severity"]),
+            "title": lambda: text(issues["title"]),
+            "department": lambda: named(issues["owner_department_code"], "department", None),
+            "holder": holder,
+            "location": lambda: named(issues["location_code"], "location", None),
+            "line": lambda: text(issues["line"]),
+            "status": lambda: named(status_at(issues, as_of), "status", None).tolist(),
+            "response_min": lambda: kpis.response_minutes(issues, as_of).round(1).to_numpy(dtype="float64"),
+            "resolution_min": lambda: kpis.resolution_minutes(issues, as_of).round(1).to_numpy(dtype="float64"),
+            "handoffs": lambda: kpis.handoff_counts(issues, self.handoff_events, as_of)
+            .reindex(issues["id"]).to_numpy(dtype="int64"),
+            "returns": returns,
+            "cause": lambda: text(issues["cause"]),
+        }
+        return pd.DataFrame({name: make[name]() for name in wanted})
 
 
 STATUSES = ("open", "acknowledged", "resolved", "closed")
@@ -437,17 +516,20 @@ def view_for(database_url: str, window: Window, filters: dict[str, tuple[str, ..
 def _build(database_url: str, window: Window, filters: dict, marks: Sequence[Mark],
            tz: tzinfo) -> View:
     recent = history.snapshot_for(database_url)
-    hops = holding.holding_intervals
     if recent.covers(window.history_since):
-        loaded = recent.rows(window.history_since, window.as_of, window.as_of, filters)
-        reference = reference_for(database_url)
-        hops = recent.intervals
+        loaded = recent.rows(window.history_since, window.as_of, window.as_of, filters, lazy=True)
+        cut = loaded.cut
+        frames = Frames(loaded.issues, loaded.open_now, lambda: cut.events, loaded.shifts,
+                        loaded.known, cut)
+        view = View(window, frames, reference_for(database_url), tz, left_out=len(loaded.left_out),
+                    hops=lambda known, frames, at: cut.intervals(known, at.as_of, frames.shifts,
+                                                                 at.since, at.until))
     else:
         with db.get_engine(database_url).connect() as conn:
             loaded = rows.load(conn, window.history_since, window.as_of, window.as_of, filters)
             reference = reference_for(database_url, conn)
-    view = View(window, Frames(loaded.issues, loaded.open_now, loaded.events, loaded.shifts,
-                               loaded.known), reference, tz, left_out=len(loaded.left_out), hops=hops)
+        view = View(window, Frames(loaded.issues, loaded.open_now, loaded.events, loaded.shifts),
+                    reference, tz, left_out=len(loaded.left_out))
     for mark in marks:
         view = view.narrowed(mark)
     return view
