@@ -21,7 +21,7 @@ from conftest import require_browser
 from data import db, demo
 from data.models import Issue, IssueEvent
 from data.words import t
-from tools.browser import AppServer, chromium, console_errors, wait_until
+from tools.browser import AppServer, chromium, click_plot, console_errors, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -99,12 +99,6 @@ def ready(driver) -> None:
         timeout=30, message="every chart drawn")
 
 
-# Where on its graph a data point is drawn, from plotly's own axes.
-POINT = """
-const gd = document.getElementById(arguments[0]).querySelector('.js-plotly-plot');
-const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-return [xa._offset + xa.l2p(arguments[1]), ya._offset + ya.l2p(arguments[2])];
-"""
 # The busiest cell of a heatmap: its row, column and the codes on its axes.
 BUSIEST = """
 const trace = document.getElementById(arguments[0]).querySelector('.js-plotly-plot').data[0];
@@ -112,16 +106,6 @@ let best = [-1, 0, 0];
 trace.z.forEach((row, i) => row.forEach((v, j) => { if (v !== null && v > best[0]) best = [v, i, j]; }));
 return [best[1], best[2], trace.y[best[1]], trace.x[best[2]]];
 """
-
-
-def click_at(driver, graph_id: str, x: float, y: float) -> None:
-    graph = driver.find_element(By.ID, graph_id)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", graph)
-    time.sleep(0.5)
-    px, py = driver.execute_script(POINT, graph_id, x, y)
-    plot = graph.find_element(By.CSS_SELECTOR, ".js-plotly-plot")
-    # Selenium 4.2 measures the offset from the element's top left corner.
-    ActionChains(driver).move_to_element_with_offset(plot, int(px), int(py)).pause(0.3).click().perform()
 
 
 def show_issues(driver) -> str:
@@ -177,7 +161,7 @@ def test_each_click_lists_exactly_the_issues_behind_it(browser, server, raw):
 
     # The busiest cell of the hand-off matrix: issues handed from one department to the other.
     i, j, giver, taker = browser.execute_script(BUSIEST, "explorer-matrix")
-    click_at(browser, "explorer-matrix", j, i)
+    click_plot(browser, "explorer-matrix", j, i)
     assert wait_until(lambda: browser.find_element(By.ID, "explorer-drill").text).startswith("hand-offs ")
     show_issues(browser)
     handed = set()
@@ -194,7 +178,7 @@ def test_each_click_lists_exactly_the_issues_behind_it(browser, server, raw):
     # The longest bar of the Pareto of issue types.
     open_explorer(browser, server.url + ADDRESS)
     top_type = window["issue_type"].value_counts().sort_index().sort_values(ascending=False, kind="stable").index[0]
-    click_at(browser, "explorer-pareto", 0, 1)
+    click_plot(browser, "explorer-pareto", 0, 1)
     show_issues(browser)
     assert set(grid_ids(browser)) == set(window["id"][window["issue_type"] == top_type])
     assert f"show=dim:issue_type|{top_type}" in browser.current_url
@@ -202,7 +186,7 @@ def test_each_click_lists_exactly_the_issues_behind_it(browser, server, raw):
     # The busiest hour of the week.
     open_explorer(browser, server.url + ADDRESS)
     day, hour, _, _ = browser.execute_script(BUSIEST, "explorer-heat_raised")
-    click_at(browser, "explorer-heat_raised", hour, day)
+    click_plot(browser, "explorer-heat_raised", hour, day)
     show_issues(browser)
     local = window["raised_at"].dt.tz_convert(TZ)
     assert set(grid_ids(browser)) == set(window["id"][(local.dt.day_of_week == day) & (local.dt.hour == hour)])
@@ -277,7 +261,7 @@ def test_a_hand_off_link_lists_the_issues_that_took_it(browser, server, raw):
 def test_reload_shows_the_same_view_and_a_filter_is_a_removable_breadcrumb(browser, server, raw):
     open_explorer(browser, server.url + ADDRESS)
     i, j, giver, taker = browser.execute_script(BUSIEST, "explorer-matrix")
-    click_at(browser, "explorer-matrix", j, i)
+    click_plot(browser, "explorer-matrix", j, i)
     action = wait_until(lambda: browser.find_element(By.ID, "explorer-action-filter"))
     leaving(browser)
     action.click()

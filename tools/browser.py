@@ -108,3 +108,26 @@ def wait_until(predicate, timeout: float = 15, interval: float = 0.25, message: 
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+
+
+# Where on its graph a data point is drawn, from plotly's own axes.
+_PLOT_POINT = """
+const gd = document.getElementById(arguments[0]).querySelector('.js-plotly-plot');
+const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+return [xa._offset + xa.l2p(arguments[1]), ya._offset + ya.l2p(arguments[2])];
+"""
+
+
+def click_plot(driver, graph_id: str, x: float, y: float) -> None:
+    """Click the point (x, y), in the axes' own units, of the plotly graph inside `graph_id`,
+    with the mouse, as a person would."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    graph = driver.find_element(By.ID, graph_id)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", graph)
+    time.sleep(0.5)
+    px, py = driver.execute_script(_PLOT_POINT, graph_id, x, y)
+    plot = graph.find_element(By.CSS_SELECTOR, ".js-plotly-plot")
+    # Selenium 4.2 measures the offset from the element's top left corner.
+    ActionChains(driver).move_to_element_with_offset(plot, int(px), int(py)).pause(0.3).click().perform()
