@@ -45,7 +45,11 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     server.config["FLOORLINK_DATABASE_URL"] = database_url or settings.database_url()
     cache.init_app(server)
     # The ingest API beside the pages, under /api/v1/ (docs/api.md).
+    # An id may hold slashes: the API's addresses are taken as sent, never merged and
+    # redirected; one that matches no route answers JSON all the same.
+    server.url_map.merge_slashes = False
     server.register_blueprint(api.bp)
+    server.register_error_handler(HTTPException, api.routing_error)
     app.layout = _ui.app_shell()
     _guard_requests(server, api)
     return app

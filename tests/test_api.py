@@ -769,6 +769,17 @@ def test_fuzzed_requests_never_fail_the_server(client, token, plant, endpoint, d
         assert counts(plant) == before
 
 
+@pytest.mark.parametrize("issue_id", ["/\n", "a\nb", "//x"])
+def test_an_id_no_route_can_hold_answers_json_not_a_redirect(client, token, plant, issue_id):
+    """Found by the fuzzing above: an id of "/\n" was merged into a redirect answered in HTML."""
+    before = counts(plant)
+    answer = client.post("/api/v1" + ENDPOINTS["event"].replace("{id}", quote(issue_id, safe="")),
+                         data=b"{}", headers={"Authorization": f"Bearer {token}"})
+    assert 400 <= answer.status_code < 500 and answer.is_json
+    errors_of(answer)
+    assert counts(plant) == before
+
+
 # ---- the OpenAPI description --------------------------------------------------------------
 
 def test_the_openapi_description_matches_the_routes_and_its_examples_work(client, token, plant):

@@ -187,6 +187,15 @@ def _http_error(exc: HTTPException) -> Response:
     return _errors(exc.code or 500, [problem(None, exc.name)])
 
 
+def routing_error(exc: HTTPException):
+    """An address under /api/v1/ that matches no route at all (an id holding a newline)
+    answers JSON as every other answer of the API, never an HTML page. Registered on the
+    app, since the blueprint's handlers see only the requests routed to it."""
+    if not request.path.startswith(bp.url_prefix + "/"):
+        return exc
+    return _http_error(exc)
+
+
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
     log.exception("ingest API: %s %s failed", request.method, request.path)
