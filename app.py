@@ -32,6 +32,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     """The Dash app on `database_url` (default: the configured database)."""
     from dashboards import _ui
     from data import cache
+    from data.auth import web
     from data.ingest import api
 
     app = dash.Dash(
@@ -52,6 +53,8 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     server.register_error_handler(HTTPException, api.routing_error)
     app.layout = _ui.app_shell()
     _guard_requests(server, api)
+    # Every request through the route table, after the body limits (docs/security.md).
+    web.init_app(app)
     return app
 
 
@@ -268,7 +271,10 @@ def _serve(host: str, port: int) -> None:
 def show_settings() -> None:
     """List every setting (environment variable) with its value and what it does."""
     for setting in settings.SETTINGS:
-        click.echo(f"{setting.name}={settings.get(setting.name)}")
+        value = settings.get(setting.name)
+        if setting.secret:
+            value = "(set)" if value else "(not set)"
+        click.echo(f"{setting.name}={value}")
         click.echo(f"    {setting.help} (default: {setting.default or 'empty'})")
 
 
@@ -344,6 +350,7 @@ def token() -> None:
               help="Who will send with it, e.g. andon-L2 or mes: letters, digits, '.', '_', '-'.")
 def token_create(source: str) -> None:
     """Create a token for SOURCE and print it once: only its hash is kept."""
+    from data.auth import audit
     from data.ingest import tokens
 
     engine = db.get_engine()
@@ -352,6 +359,8 @@ def token_create(source: str) -> None:
         row, secret = tokens.create(engine, source)
     except tokens.TokenError as exc:
         raise click.ClickException(str(exc)) from None
+    audit.record(engine, "api_token_created", _operator(), timezones.utc_now(),
+                 detail=f"token {row.id} for source {source}")
     click.echo(secret)
     click.echo(f"token {row.id} for source {source}: copy it now, it is not shown again "
                "(send it as 'Authorization: Bearer <token>')", err=True)
@@ -366,27 +375,174 @@ def token_list() -> None:
     if not rows:
         click.echo("no tokens yet: python app.py token create --source NAME")
         return
-
-    def shown(instant: datetime | None) -> str:
-        return "-" if instant is None else timezones.to_site(instant).strftime("%Y-%m-%d %H:%M")
-
     click.echo(f"{'id':>4}  {'source':20} {'created':16}  {'last used':16}  revoked")
     for row in rows:
-        click.echo(f"{row.id:>4}  {row.source:20} {shown(row.created_at):16}  "
-                   f"{shown(row.last_used_at):16}  {shown(row.revoked_at)}")
+        click.echo(f"{row.id:>4}  {row.source:20} {_shown(row.created_at):16}  "
+                   f"{_shown(row.last_used_at):16}  {_shown(row.revoked_at)}")
 
 
 @token.command("revoke")
 @click.argument("name_or_id")
 def token_revoke(name_or_id: str) -> None:
     """Revoke the token with id NAME_OR_ID, or every token of the source NAME_OR_ID."""
+    from data.auth import audit
     from data.ingest import tokens
 
+    engine = db.get_engine()
     try:
-        count = tokens.revoke(db.get_engine(), name_or_id)
+        count = tokens.revoke(engine, name_or_id)
     except tokens.TokenError as exc:
         raise click.ClickException(str(exc)) from None
+    if count:
+        audit.record(engine, "api_token_revoked", _operator(), timezones.utc_now(),
+                     detail=f"{count} token(s) of {name_or_id}")
     click.echo(f"{count} token(s) revoked" if count else "already revoked")
+
+
+def _operator() -> str:
+    """Who ran a command, for the audit log: the account on this machine."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
+def _shown(instant: datetime | None) -> str:
+    return "-" if instant is None else timezones.to_site(instant).strftime("%Y-%m-%d %H:%M")
+
+
+@cli.group()
+def user() -> None:
+    """People who sign in (managers, admins...): sign-in is on once one exists (docs/security.md)."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator", "manager", "admin"]), required=True,
+              help="What the person may do (docs/security.md).")
+def user_create(name: str, role: str) -> None:
+    """Create the user NAME; the password is asked for (or read from stdin), never an argument."""
+    from data.auth import audit, users
+
+    engine = db.get_engine()
+    db.upgrade_schema(engine)
+    if sys.stdin.isatty():
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    now = timezones.utc_now()
+    try:
+        row = users.create(engine, name, role, password, now)
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    audit.record(engine, "user_created", _operator(), now, detail=f"{row.name} as {row.role}")
+    click.echo(f"user {row.name} ({row.role}) created: sign-in is on")
+
+
+@user.command("list")
+def user_list() -> None:
+    """List the users: name, role, created, locked until, disabled (never a password hash)."""
+    from data.auth import users
+
+    rows = users.listed(db.get_engine())
+    if not rows:
+        click.echo("no users: sign-in is off (python app.py user create NAME --role manager)")
+        return
+    click.echo(f"{'name':20} {'role':9} {'created':16}  {'locked until':16}  disabled")
+    for row in rows:
+        click.echo(f"{row.name:20} {row.role:9} {_shown(row.created_at):16}  "
+                   f"{_shown(row.locked_until):16}  {_shown(row.disabled_at)}")
+
+
+@user.command("disable")
+@click.argument("name")
+def user_disable(name: str) -> None:
+    """Disable the user NAME: their sessions end within seconds."""
+    from data.auth import audit, users
+
+    engine = db.get_engine()
+    now = timezones.utc_now()
+    try:
+        changed = users.disable(engine, name, now)
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    if changed:
+        audit.record(engine, "user_disabled", _operator(), now, detail=name)
+    click.echo(f"user {name} disabled" if changed else f"user {name} was already disabled")
+
+
+@cli.group("screen-token")
+def screen_token() -> None:
+    """Wall screens' tokens: a read-only viewer named after the screen (docs/security.md)."""
+
+
+@screen_token.command("create")
+@click.option("--name", required=True, help='The screen, e.g. "TV L2".')
+def screen_token_create(name: str) -> None:
+    """Create a token for the screen NAME and print it once: only its hash is kept."""
+    from data.auth import audit, screens
+
+    engine = db.get_engine()
+    db.upgrade_schema(engine)
+    now = timezones.utc_now()
+    try:
+        row, secret = screens.create(engine, name, now)
+    except screens.ScreenTokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    audit.record(engine, "screen_token_created", _operator(), now, detail=f"token {row.id} for {row.name}")
+    click.echo(secret)
+    click.echo(f"screen token {row.id} for {row.name!r}: copy it now, it is not shown again; "
+               f"open the wall on the screen with ?screen=<token>, e.g. /?kiosk=1&screen=<token>",
+               err=True)
+
+
+@screen_token.command("list")
+def screen_token_list() -> None:
+    """List the screen tokens: id, screen, created, last used, revoked (never the tokens)."""
+    from data.auth import screens
+
+    rows = screens.listed(db.get_engine())
+    if not rows:
+        click.echo('no screen tokens yet: python app.py screen-token create --name "TV L2"')
+        return
+    click.echo(f"{'id':>4}  {'screen':24} {'created':16}  {'last used':16}  revoked")
+    for row in rows:
+        click.echo(f"{row.id:>4}  {row.name:24} {_shown(row.created_at):16}  "
+                   f"{_shown(row.last_used_at):16}  {_shown(row.revoked_at)}")
+
+
+@screen_token.command("revoke")
+@click.argument("name_or_id")
+def screen_token_revoke(name_or_id: str) -> None:
+    """Revoke the screen token with id NAME_OR_ID, or every token of the screen NAME_OR_ID."""
+    from data.auth import audit, screens
+
+    engine = db.get_engine()
+    now = timezones.utc_now()
+    try:
+        revoked = screens.revoke(engine, name_or_id, now)
+    except screens.ScreenTokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    for row in revoked:
+        audit.record(engine, "screen_token_revoked", _operator(), now, detail=f"token {row.id} for {row.name}")
+    click.echo(f"{len(revoked)} screen token(s) revoked" if revoked else "already revoked")
+
+
+@cli.command("audit")
+@click.option("--since", type=INSTANT, default=None, help="First instant shown, ISO 8601 (default: all).")
+def audit_log(since: datetime | None) -> None:
+    """Print the audit log: sign-ins, sign-outs, users and tokens made or revoked, exports."""
+    from data.auth import audit
+
+    rows = audit.listed(db.get_engine(), since)
+    if not rows:
+        click.echo("the audit log is empty" + (" since then" if since else ""))
+        return
+    for row in rows:
+        stamp = timezones.to_site(row.at).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{stamp}  {row.kind:20} {row.who:24} {row.address or '-':15} {row.detail or ''}")
 
 
 @cli.command()

@@ -248,3 +248,46 @@ class ApiAnswer(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     __table_args__ = (Index("ix_api_answers_created_at", "created_at"),)
+
+
+ROLES = ("viewer", "operator", "manager", "admin")
+
+
+class User(Base):
+    """A person who signs in (data/auth/users.py): only an argon2id hash of the password is
+    kept; failed attempts in a row lock the name for a while."""
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    disabled_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="ck_user_role"),)
+
+
+class ScreenToken(Base):
+    """A wall screen's read-only key, put in its URL (`?screen=`): named after the screen,
+    kept as a sha256 like an API token, revocable."""
+    __tablename__ = "screen_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    """One line of the audit log: who did what, when, from where (docs/security.md)."""
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    who: Mapped[str] = mapped_column(String(100))
+    address: Mapped[Optional[str]] = mapped_column(String(64))
+    detail: Mapped[Optional[str]] = mapped_column(Text)
+    __table_args__ = (Index("ix_audit_log_at", "at"),)

@@ -18,6 +18,8 @@ class Setting:
     name: str
     default: str
     help: str
+    # Shown as set or not, never as its value (`python app.py settings`).
+    secret: bool = False
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -53,6 +55,19 @@ SETTINGS: tuple[Setting, ...] = (
             "second for a silent server; SQLite's busy timeout); 0: none on PostgreSQL. Commands are not limited."),
     Setting("REQUEST_MAX_BYTES", "1048576",
             "Largest request body the web server reads (the ingest API keeps its own limit); a larger one is refused with 413."),
+    Setting("SECRET_KEY", "",
+            "Key that signs the session cookies of people signed in and of screens; empty: read "
+            "from SECRET_KEY_FILE, else one is generated into instance/secret_key.", secret=True),
+    Setting("SECRET_KEY_FILE", "",
+            "File holding the key that signs session cookies (used when SECRET_KEY is empty)."),
+    Setting("SESSION_HOURS", "12", "Hours a sign-in lasts before the person signs in again."),
+    Setting("SESSION_COOKIE_SECURE", "0",
+            "1 behind HTTPS: the session cookie is sent over HTTPS only."),
+    Setting("TRUSTED_NETWORKS", "",
+            "Networks (CIDRs, comma separated) whose screens count as viewers without a token when "
+            "sign-in is on, e.g. 10.20.0.0/16."),
+    Setting("SIGNIN_MAX_FAILURES", "5", "Wrong passwords in a row after which a name is locked."),
+    Setting("SIGNIN_LOCK_MINUTES", "15", "Minutes a name stays locked after too many wrong passwords."),
     Setting("STAR_MIN_ISSUES", "5",
             "Issues a department must have raised in the last 7 days to compete for the collaboration star."),
     Setting("SHORTAGE_ISSUE_TYPES", "material_shortage",

@@ -541,7 +541,36 @@ TEXT: dict[str, tuple[str, str]] = {
     "explorer_grid_notBlank": ("不为空", "Not blank"),
     "explorer_grid_andCondition": ("且", "AND"),
     "explorer_grid_orCondition": ("或", "OR"),
-    "explorer_grid_resetFilter": ("清除", "Reset"),
+    "explorer_grid_resetFilter": ("清除", "Reset"),    # doors: sign-in, refusals, the audit log (docs/security.md)
+    "signin_title": ("登录", "Sign in"),
+    "signin_name": ("用户名", "Name"),
+    "signin_password": ("密码", "Password"),
+    "signin_button": ("登录", "Sign in"),
+    "signin_failed": ("用户名或密码错误", "Wrong name or password"),
+    "signin_locked": ("密码错误次数过多，已锁定至 {until}", "Too many wrong passwords: locked until {until}"),
+    "signin_form_expired": ("表单已过期，请重新提交", "The form has expired: send it again"),
+    "signin_expired": ("登录已过期，请重新登录", "Your sign-in has expired: sign in again"),
+    "signed_in_as": ("已登录", "Signed in as"),
+    "signout_title": ("退出登录", "Sign out"),
+    "signout_button": ("退出", "Sign out"),
+    "door_signin_off": ("此操作需要已登录的人员，而本服务器未开启登录：管理员运行 "
+                        "python app.py user create 名称 --role manager 创建用户即开启登录（见 docs/security.md）",
+                        "This needs a signed-in person, and sign-in is off on this server: an "
+                        "administrator turns it on by creating a user with "
+                        "python app.py user create NAME --role manager (see docs/security.md)"),
+    "door_signin_needed": ("请先登录", "Sign in first"),
+    "door_role": ("你的角色无权执行此操作（需要：{role}）", "Your role may not do this (it needs: {role})"),
+    "door_screen_revoked": ("此屏幕的令牌已失效（已撤销或未知），请向管理员申请新的屏幕链接",
+                            "This screen's token is no longer valid (revoked or unknown): ask an "
+                            "administrator for a new screen link"),
+    "door_not_in_table": ("此入口不在权限表中，任何人都不能使用", "This door is not in the route table: it opens for nobody"),
+    "door_db_silent": ("数据库无响应，无法核对权限", "The database does not answer: who may do this cannot be checked"),
+    "audit_title": ("审计日志", "Audit log"),
+    "audit_at": ("时间", "When"),
+    "audit_kind": ("事件", "What"),
+    "audit_who": ("人员或屏幕", "Who"),
+    "audit_address": ("地址", "From"),
+    "audit_detail": ("详情", "Detail"),
 }
 
 

@@ -1,0 +1,43 @@
+"""The audit log: sign-ins (ok, failed, locked), sign-outs, users and tokens made, disabled or
+revoked, exports. Never a password, a token or a session cookie (docs/security.md).
+
+A database FloorLink may only read (a source of views) cannot keep it: the entry then goes
+to the server's log instead, so nothing is lost silently and nothing fails for it.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from data.models import AuditEntry
+
+log = logging.getLogger(__name__)
+
+KINDS = ("signin_ok", "signin_failed", "signin_locked", "signout", "user_created", "user_disabled",
+         "screen_token_created", "screen_token_revoked", "api_token_created", "api_token_revoked",
+         "export")
+
+
+def record(engine: Engine, kind: str, who: str, at: datetime, *, address: str | None = None,
+           detail: str | None = None) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown audit kind {kind!r}")
+    entry = {"at": at, "kind": kind, "who": who[:100], "address": address, "detail": detail}
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(AuditEntry).values(**entry))
+    except DBAPIError as exc:
+        log.warning("audit entry not stored (%s): %s by %r from %s: %s", type(exc.orig).__name__,
+                    kind, who, address, detail)
+
+
+def listed(engine: Engine, since: datetime | None = None) -> list[AuditEntry]:
+    stmt = select(AuditEntry).order_by(AuditEntry.at, AuditEntry.id)
+    if since is not None:
+        stmt = stmt.where(AuditEntry.at >= since)
+    with engine.connect() as conn:
+        return list(conn.execute(stmt).all())
