@@ -1,5 +1,6 @@
 /* The bottleneck explorer's issue list (dashboards/explorer.py): an issue's number links to
-   its trace. The number is written as text by React, never as markup. */
+   its trace, in the view's language and at its instant. The number is written as text by
+   React, never as markup. */
 window.dashAgGridComponentFunctions = window.dashAgGridComponentFunctions || {};
 
 window.dashAgGridComponentFunctions.IssueLink = function (props) {
@@ -7,9 +8,8 @@ window.dashAgGridComponentFunctions.IssueLink = function (props) {
         return null;
     }
     const id = String(props.value);
-    const lang = props.lang === "en" ? "en" : "zh";
     return React.createElement("a", {
-        href: "/issue/" + encodeURIComponent(id) + "?lang=" + lang,
+        href: "/issue/" + encodeURIComponent(id) + "?" + (props.query || ""),
         className: "explorer-issue-link",
     }, id);
 };

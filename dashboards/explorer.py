@@ -14,7 +14,7 @@ import logging
 import math
 from dataclasses import replace
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import dash
 import dash_ag_grid as dag
@@ -110,7 +110,7 @@ def layout(**params):
                              style={"height": f"{PANEL_HEIGHTS.get(panel, PANEL_HEIGHT)}px"},
                              figure=empty(t(f"explorer_panel_{panel}", lang), lang, "explorer_loading")))
             for panel, place in PANEL_PLACES]),
-        _issue_list(lang),
+        _issue_list(lang, _trace_query(asked, lang)),
         html.Div(id="explorer-drill", className="explorer-drill"),
         dcc.Store(id="explorer-scrolled"),
     ])
@@ -205,12 +205,21 @@ def _breadcrumb(asked: ViewState, reference: dict, lang: str) -> list:
     return chips
 
 
-def _issue_list(lang: str) -> html.Section:
+def _trace_query(asked: ViewState, lang: str) -> str:
+    """The query an issue's trace is opened with from this view: its language, and the
+    instant the view is at when it is not live, so the trace shows the issue as it stood."""
+    query = {"lang": lang}
+    if asked.at is not None:
+        query["at"] = explorer_state.local_text(asked.at, _tz())
+    return urlencode(query)
+
+
+def _issue_list(lang: str, trace_query: str) -> html.Section:
     columns = [{
         "field": field, "headerName": t(word, lang), "sortable": True,
         "filter": "agNumberColumnFilter" if field in explorer_view.NUMBER_COLUMNS else "agTextColumnFilter",
         "filterParams": {"buttons": ["reset"], "maxNumConditions": 1},
-        **({"cellRenderer": "IssueLink", "cellRendererParams": {"lang": lang}, "pinned": "left"}
+        **({"cellRenderer": "IssueLink", "cellRendererParams": {"query": trace_query}, "pinned": "left"}
            if field == "id" else {}),
         **({"flex": 1, "minWidth": 220} if field == "title" else {"width": LIST_WIDTHS.get(field, 110)}),
     } for field, word in explorer_view.LIST_COLUMNS]
@@ -452,7 +461,7 @@ def drill_menu(mark: Mark, asked: ViewState, count: int, reference: dict, lang: 
     single = mark.key[0] if mark.kind == "issue" else None
     if single:
         actions.append(html.A(t("explorer_open_issue", lang).format(issue=single),
-                              href=f"/issue/{quote(single, safe='')}?lang={lang}",
+                              href=f"/issue/{quote(single, safe='')}?{_trace_query(asked, lang)}",
                               className="explorer-action", id="explorer-action-open"))
     if mark.kind == "day":
         day = datetime.fromisoformat(mark.key[0]).date()

@@ -344,3 +344,17 @@ def test_the_filters_and_the_window_go_to_the_address(browser, server, plant_url
     assert wait_until(lambda: browser.find_element(By.ID, "explorer-input-error").text).startswith(
         "As of: “next Tuesday” is not a time")
     assert "window=30d" in browser.current_url and "next" not in browser.current_url
+
+
+def test_an_issue_opens_from_the_list_at_the_views_instant(browser, server):
+    """A view of a past instant opens an issue's trace at that instant, in its language."""
+    open_explorer(browser, server.url + ADDRESS)
+    browser.execute_script("document.getElementById('explorer-grid').scrollIntoView({block: 'center'})")
+    link = wait_until(lambda: browser.find_element(By.CSS_SELECTOR, "#explorer-grid a.explorer-issue-link"),
+                      message="an issue number in the list")
+    issue_id = link.text
+    assert unquote(link.get_attribute("href")).endswith("?lang=en&at=2026-11-23T10:00")
+    link.click()
+    heading = wait_until(lambda: browser.find_element(By.TAG_NAME, "h1").text, message="the trace")
+    assert issue_id in heading
+    assert t("issue_as_of", "en").format(at="2026-11-23 10:00:00") in browser.find_element(By.TAG_NAME, "body").text
