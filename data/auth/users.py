@@ -134,11 +134,21 @@ _known: dict[tuple, _Known] = {}
 
 
 def _remembered(engine: Engine, question, read):
+    """The answer to `question`, read again once it is CACHE_FOR_S old. When the database
+    does not answer, the last answer stands for another CACHE_FOR_S, so that requests do not
+    each wait on a silent database before the page's own bounded read says it is down."""
     key = (str(engine.url), question)
     known = _known.get(key)
-    if known is None or known.until <= _clock():
-        known = _known[key] = _Known(read(), _clock() + CACHE_FOR_S)
-    return known.value
+    if known is not None and known.until > _clock():
+        return known.value
+    try:
+        value = read()
+    except DBAPIError:
+        if known is None:
+            raise
+        value = known.value
+    _known[key] = _Known(value, _clock() + CACHE_FOR_S)
+    return value
 
 
 def signin_on(engine: Engine) -> bool | None:
@@ -146,15 +156,11 @@ def signin_on(engine: Engine) -> bool | None:
     does not answer and this process never knew. A database without the users table (a
     source read through views) has sign-in off."""
     def read():
-        try:
-            with engine.connect() as conn:
-                return conn.scalar(select(func.count()).select_from(User)
-                                   .where(User.disabled_at.is_(None))) > 0
-        except DBAPIError:
-            with engine.connect() as conn:
-                if not inspect(conn).has_table(User.__tablename__):
-                    return False
-            raise
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(User.__tablename__):
+                return False
+            return conn.scalar(select(func.count()).select_from(User)
+                               .where(User.disabled_at.is_(None))) > 0
 
     try:
         return _remembered(engine, "on", read)
