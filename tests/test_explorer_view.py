@@ -296,7 +296,7 @@ def test_the_drill_grammar_offers_filter_break_down_show_and_open(page, plant_ur
     assert matrix["explorer-action-filter"] == \
         "/explorer?at=2026-11-23T10:00&dept=QA&dept=MNT&mark=matrix:QA|PRD"
     one = {c.id: c.href for c in _links(page.drill_menu(Mark("issue", ("A/1 ?",)), asked, 1, reference, "zh"))}
-    assert one["explorer-action-open"] == "/issue/A%2F1%20%3F?lang=zh"
+    assert one["explorer-action-open"] == "/issue/A%2F1%20%3F?lang=zh&at=2026-11-23T10%3A00"
     day = {c.id: c.href for c in _links(page.drill_menu(Mark("day", ("2026-11-10",)), asked, 1, reference, "zh"))}
     assert day["explorer-action-countermeasure"].endswith("&cm=2026-11-10")
 
