@@ -188,7 +188,8 @@ def test_every_refresh_asks_just_after_a_snapshot_boundary(open_wall):
         return [due, window.floorlinkJitterMs, now + 1700];""", REFRESH_S * 1000)
     period_ms = REFRESH_S * 1000
     assert 100 <= jitter_ms < 500
-    assert (server_now_ms + due_in_ms - jitter_ms) % period_ms == 0
+    # The function reads the clock a moment after this script did: a few ms at most.
+    assert -(server_now_ms + due_in_ms - jitter_ms) % period_ms <= 50
     assert 0 < due_in_ms - jitter_ms <= period_ms
     time.sleep(6 * REFRESH_S)
     started = driver.execute_script("""
@@ -197,7 +198,8 @@ def test_every_refresh_asks_just_after_a_snapshot_boundary(open_wall):
           .map(e => performance.timeOrigin + e.startTime);""")
     # A refresh asks with the page's other callbacks of that moment: one phase per burst.
     bursts = [at for i, at in enumerate(started) if i == 0 or at - started[i - 1] > 300]
-    phases = [at % (REFRESH_S * 1000) for at in bursts[2:]]   # after the page's first load
+    # After the page's first load and its first timer, which starts before the beat is known.
+    phases = [at % (REFRESH_S * 1000) for at in bursts[3:]]
     assert len(phases) >= 4, bursts
     # The browser's timers may fire up to half a second late on a busy machine.
     assert all(80 <= phase <= 1000 for phase in phases), phases
