@@ -14,11 +14,17 @@ REDIS_RETRY_S, and shares again as soon as it answers.
 
 Every key carries the fingerprint of the code being served (BUILD_ID): after a deploy no
 screen is sent what the code before it computed or drew, even an entry kept for minutes.
+
+Entries are JSON, in Redis, in the cache folder and in a worker's own memory alike: whoever
+can write a key can make a screen show a wrong figure, but cannot run code in the server (a
+pickle would let them). A value that is not plain JSON (a tuple, a date, a non-text key) is
+refused when it is stored, so it is the same value whichever store it is read from.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -28,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from cachelib import SimpleCache
+from cachelib.serializers import BaseSerializer
 from flask import Flask
 from flask_caching import Cache
 from redis.exceptions import RedisError
@@ -52,6 +59,54 @@ _LOCAL_ENTRIES = 2000
 _UNANSWERED = "unanswered:"
 
 
+class NotPlainJson(TypeError):
+    """A value given to the cache holds something JSON would not give back as it was."""
+
+
+def _plain(value: Any, where: str = "value") -> None:
+    if value is None or type(value) in (str, int, bool) or isinstance(value, float):
+        return      # numpy's float64 is a float: it comes back an equal float
+    if type(value) is list:
+        for i, item in enumerate(value):
+            _plain(item, f"{where}[{i}]")
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise NotPlainJson(f"{where} has the key {key!r}, which is not text")
+            _plain(item, f"{where}[{key!r}]")
+        return
+    raise NotPlainJson(f"{where} is a {type(value).__name__}, not plain JSON")
+
+
+class JsonValues(BaseSerializer):
+    """The cache's serializer: JSON text, never pickle. `dumps` refuses what would not come
+    back as it went in; `loads` of anything that is not JSON (a foreign or corrupted entry)
+    is a miss, computed anew."""
+
+    def dumps(self, value: Any, *_args) -> bytes:
+        _plain(value)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def loads(self, raw: bytes | str | None, *_args) -> Any:
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            log.warning("a cache entry that is not JSON was ignored")
+            return None
+
+    def dump(self, value: Any, f, *_args) -> None:
+        f.write(self.dumps(value))
+
+    def load(self, f, *_args) -> Any:
+        return self.loads(f.read())
+
+
+_JSON = JsonValues()
+
+
 class _Sharing:
     """Whether this worker shares through Redis, or computes for itself until `retry_at`."""
 
@@ -60,6 +115,7 @@ class _Sharing:
         self.down_since: float | None = None
         self.retry_at = 0.0
         self.local = SimpleCache(threshold=_LOCAL_ENTRIES)
+        self.local.serializer = _JSON
         self.flights: dict[str, threading.Lock] = {}
 
 
@@ -83,6 +139,7 @@ def init_app(server: Flask) -> None:
                   "CACHE_KEY_PREFIX": prefix, "CACHE_THRESHOLD": 2000}
     config["CACHE_DEFAULT_TIMEOUT"] = 2 * settings.get_int("REFRESH_S")
     cache.init_app(server, config=config)
+    server.extensions["cache"][cache].serializer = _JSON
     _sharing = _Sharing()
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import pickle
 import shutil
 import socket
 import subprocess
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -430,3 +432,74 @@ def test_a_waiter_on_a_removed_lock_file_locks_the_path_anew(monkeypatch, tmp_pa
         thread.join()
     assert most[0] == 1
     assert list((tmp_path / "cache-locks").iterdir()) == []
+
+
+# ---- what the cache holds ---------------------------------------------------------------
+
+class _Planted:
+    """Unpickled, it creates `marker`: what an entry written by someone else could do in the
+    server if the cache held pickles."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def _in_one_interval(refresh_s: int, needed_s: float) -> None:
+    """Wait, if need be, for an interval with `needed_s` seconds left in it."""
+    left = refresh_s - time.time() % refresh_s
+    if left < needed_s:
+        time.sleep(left + 0.5)
+
+
+@pytest.mark.parametrize("store", ["redis", "files"])
+def test_an_entry_planted_in_the_cache_runs_nothing_and_is_computed_anew(sqlite_plant, tmp_path, store):
+    import redis
+
+    marker = tmp_path / "planted-code-ran"
+    planted = pickle.dumps(_Planted(marker))
+    refresh_s, prefix = 30, "floorlink-planted:"
+    redis_server = RedisServer().start() if store == "redis" else None
+    env = {"REDIS_URL": redis_server.url, "CACHE_KEY_PREFIX": prefix} if redis_server else {}
+    app = AppServer(sqlite_plant, tmp_path, REFRESH_S=str(refresh_s), **env).start()
+    try:
+        screen = Screen(app.url)
+        _in_one_interval(refresh_s, needed_s=15)
+        refresh_until(screen, "ok", within_s=10)
+        shown = board_ids(screen.refresh()[1])
+        if redis_server:
+            client = redis.Redis.from_url(redis_server.url)
+            keys = [k for k in client.keys(prefix + "*") if b"lock:" not in k]
+            assert keys
+            for key in keys:
+                json.loads(client.get(key))          # stored as JSON text
+                client.set(key, b"!" + planted, keepttl=True)   # as cachelib's pickles are stored
+        else:
+            entries = list((tmp_path / "cache").iterdir())
+            assert entries
+            for entry in entries:
+                header, stored = entry.read_bytes()[:4], entry.read_bytes()[4:]
+                json.loads(stored)
+                entry.write_bytes(header + planted)
+        took, response = screen.refresh()
+        assert status_of(response) == "ok"
+        assert board_ids(response) == shown          # computed anew, the same plant
+        assert not marker.exists(), "an entry planted in the cache ran code in the server"
+        assert "a cache entry that is not JSON was ignored" in app.log.read_text()
+    finally:
+        app.stop()
+        if redis_server:
+            redis_server.kill()
+
+
+def test_a_value_that_json_would_change_is_refused_when_stored(monkeypatch, tmp_path):
+    server = _file_cache(monkeypatch, tmp_path)
+    with server.app_context():
+        for value in ({"pair": (1, 2)}, {1: "one"}, {"when": datetime.now(timezone.utc)}):
+            with pytest.raises(cache.NotPlainJson):
+                cache.cached(f"key-{len(str(value))}", lambda: value)
+        stored = {"a": [1, 2.5, None, True, "五"], "b": {"c": float("nan")}}
+        assert cache.cached("plain", lambda: stored) is stored
+        assert json.dumps(cache.cached("plain", lambda: None)) == json.dumps(stored)
