@@ -1,20 +1,96 @@
 /* Clientside callbacks of the wall: everything that changes every second runs here,
    in the browser, so a countdown never costs a server round trip. */
 /* What the shell knows beyond the last status: since when a wall page is shown, when the
-   server last answered, and when a refresh last came back as an HTTP error (a proxy's 502,
-   a worker that died mid-answer) rather than not at all. */
-window.floorlinkShell = {wallSince: 0, answeredAt: 0, serverMs: 0, serverErrorAt: 0, quietShown: ""};
+   server last answered, when a refresh last came back as an HTTP error (a proxy's 502, a
+   worker that died mid-answer, a request the server refused as malformed) rather than not
+   at all, and what the page was loaded as (its
+   build and kiosk mode, from the shell's config). */
+window.floorlinkShell = {wallSince: 0, answeredAt: 0, serverMs: 0, serverErrorAt: 0, quietShown: "",
+                         build: "", kiosk: ""};
 (function () {
   const fetchPage = window.fetch.bind(window);
+  const screenId = floorlinkScreenId();
+  /* Every callback says which screen asks (the id this browser keeps), the build its page
+     was loaded with and whether it is a kiosk: the server's fleet page lists them
+     (data/fleet.py). A refusal of the screen itself (401: its token revoked, its sign-in
+     gone) is shown over the wall in the server's own words; the next answer clears it. */
   window.fetch = function (resource, options) {
+    const callback = String(resource && resource.url || resource).indexOf("_dash-update-component") >= 0;
+    if (callback) {
+      const headers = new Headers((options && options.headers) || {});
+      headers.set("X-FloorLink-Screen", screenId);
+      headers.set("X-FloorLink-Build", window.floorlinkShell.build);
+      headers.set("X-FloorLink-Kiosk", window.floorlinkShell.kiosk);
+      options = Object.assign({}, options, {headers: headers});
+    }
     return fetchPage(resource, options).then(function (response) {
-      if (response.status >= 500 && String(response.url).indexOf("_dash-update-component") >= 0) {
-        window.floorlinkShell.serverErrorAt = Date.now();
+      if (!callback) { return response; }
+      if (response.status >= 400 && response.status !== 401) {
+        window.floorlinkShell.serverErrorAt = Date.now();   // it answered, with an error
+      }
+      if (response.status === 401) {
+        response.clone().json().then(floorlinkRefused, function () { floorlinkRefused(null); });
+      } else if (response.ok) {
+        floorlinkRefused(undefined);
       }
       return response;
     });
   };
 })();
+
+/* The server's clock at this browser's instant `now`: the browser's clock plus the server's
+   clock less the browser's when the last answer arrived (the shell notes both); none yet:
+   the two clocks are taken to agree. What the server dates (its snapshots' instants, their
+   boundaries) is judged by it, so a screen whose own clock is off neither calls fresh data
+   stale nor asks off the boundaries. */
+function floorlinkServerNow(now) {
+  const shell = window.floorlinkShell || {};
+  return now + (shell.serverMs && shell.answeredAt ? shell.serverMs - shell.answeredAt : 0);
+}
+
+/* The id this browser keeps for its screen: 32 random hex digits in localStorage, made on
+   its first visit; for the page's life alone when storage is refused. */
+function floorlinkScreenId() {
+  const made = () => Array.from(window.crypto.getRandomValues(new Uint8Array(16)),
+                                (b) => b.toString(16).padStart(2, "0")).join("");
+  try {
+    let id = window.localStorage.getItem("floorlink.screen");
+    if (!/^[0-9a-f]{32}$/.test(id || "")) {
+      id = made();
+      window.localStorage.setItem("floorlink.screen", id);
+    }
+    return id;
+  } catch (refused) {
+    return made();
+  }
+}
+
+/* The server's refusal over the whole wall, as its 401 page says it: Chinese, then English,
+   as text. `answer`: the refusal's JSON (null when it had none: the HTTP status alone);
+   undefined: an answer came through, the notice goes. */
+function floorlinkRefused(answer) {
+  let notice = document.getElementById("wall-refused");
+  if (answer === undefined) {
+    if (notice) { notice.remove(); }
+    return;
+  }
+  if (!notice) {
+    notice = document.createElement("div");
+    notice.id = "wall-refused";
+    notice.className = "wall-refused";
+    notice.setAttribute("role", "alert");
+    document.body.appendChild(notice);
+  }
+  const lines = answer && (answer.message_zh || answer.message)
+    ? [[answer.message_zh, "zh"], [answer.message, "en"]] : [["401", ""]];
+  notice.replaceChildren(...lines.filter((line) => line[0]).map(function (line) {
+    const p = document.createElement("p");
+    p.textContent = line[0];
+    if (line[1]) { p.lang = line[1]; }
+    return p;
+  }));
+  notice.dataset.word = (answer && answer.error) || "";
+}
 
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
   floorlink: {
@@ -41,6 +117,8 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       const clock = replay ? fmt.format(shown)
         : [{type: "Span", namespace: "dash_html_components",
             props: {className: "wall-date", children: day}}, fmt.format(shown)];
+      shell.build = config.build_id || "";
+      shell.kiosk = config.kiosk ? "1" : "0";
       status = status || {};
       if (status.build_id && status.build_id !== config.build_id) {
         window.location.reload();
@@ -65,7 +143,7 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         what = tx.db_unreachable;
       } else if (state === "error") {
         what = tx.server_error;
-      } else if (lastGood && now - lastGood > late + config.refresh_ms) {
+      } else if (lastGood && floorlinkServerNow(now) - lastGood > late + config.refresh_ms) {
         what = tx.stale;    // answers come, but with old data (a clock or cache problem)
       }
       let banner = "", bannerClass = "stale-banner", dot = onWall ? "status-dot" : "status-dot off";
@@ -108,12 +186,7 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         window.floorlinkJitterMs = 100 + Math.floor(Math.random() * 400);
       }
       const period = config.refresh_ms;
-      // The server's clock less this browser's, from the last answer and when it arrived
-      // (the shell notes both); none yet: the two clocks are taken to agree.
-      const shell = window.floorlinkShell || {};
-      const offset = shell.serverMs && shell.answeredAt ? shell.serverMs - shell.answeredAt : 0;
-      const serverNow = Date.now() + offset;
-      return period - (serverNow % period) + window.floorlinkJitterMs;
+      return period - (floorlinkServerNow(Date.now()) % period) + window.floorlinkJitterMs;
     },
 
     /* The issue board, redrawn every second: countdowns from absolute deadlines, in the

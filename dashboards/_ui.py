@@ -19,11 +19,11 @@ import dash
 from dash import (MATCH, ClientsideFunction, Input, Output, Patch, State, callback,
                   clientside_callback, dcc, html, no_update)
 
-from data.words import TEXT, bilingual_name, format_minutes, language, t
-from flask import current_app
+from data.words import LANGUAGES, TEXT, bilingual_name, format_minutes, language, t
+from flask import current_app, g, has_request_context, request
 from plotly.utils import PlotlyJSONEncoder
 
-from data import cache, settings, theme, timezones
+from data import cache, fleet, settings, theme, timezones
 from data.wall import screens
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def _shell_texts(search, pathname):
         "tz": settings.get("SITE_TZ"),
         "replay_ms": int(at.timestamp() * 1000) if at else None,
         # The board's numbers open an issue's trace at the instant shown; a kiosk's do not.
-        "links": not asked.kiosk, "at": at_param(at) if at else None,
+        "links": not asked.kiosk, "kiosk": asked.kiosk, "at": at_param(at) if at else None,
         "rotate": [{"path": page_path(n), "label": t(f"page_{n}", lang)} for n in asked.rotate],
         "every_s": asked.every_s,
         "texts": {k: t(k, lang) for k in ("updated", "stale", "stale_detail", "db_unreachable",
@@ -553,7 +553,51 @@ def serve_refresh(page: str, parts: dict[str, Part], snapshot: Callable[..., dic
     by every screen of the scope, language and instant (drawn once per interval, or once per
     replayed instant), and a screen is sent only what differs from what it has. The answer is
     never an error: a failure becomes a status, so the banner can tell a database that does
-    not answer from a server that failed, and from a server that does not answer at all."""
+    not answer from a server that failed, and from a server that does not answer at all.
+    The screen and how its refresh went are noted in the fleet (data/fleet.py)."""
+    _check_sent_by_page(scope, sent, status)
+    answer = _refresh_answer(page, parts, snapshot, follows, scope, sent, status)
+    note_screen(page, scope, answer[-1]["state"])
+    return answer
+
+
+PAGE_SCOPE_KEYS = {"lang", "dept", "line"}
+
+
+def _check_sent_by_page(scope, sent, status) -> None:
+    """A refresh's scope, `sent` and status as its page sends them (page_scope, without `at`
+    from a page drawn before replays; dicts), else TypeError: a request made by hand is
+    refused (app.py) before it is computed or noted."""
+    if not (isinstance(scope, dict) and PAGE_SCOPE_KEYS <= set(scope) <= {*PAGE_SCOPE_KEYS, "at"}
+            and scope["lang"] in LANGUAGES
+            and all(isinstance(scope.get(key), (str, type(None))) for key in ("dept", "line", "at"))
+            and all(isinstance(value, (dict, type(None))) for value in (sent, status))):
+        raise TypeError("a refresh's scope, sent and status are not what its page sends")
+
+
+def note_screen(page: str, scope: dict, outcome: str) -> None:
+    """Note the screen asking in the fleet: by its token's name when it showed one, else by
+    what its browser sends (assets/wall.js). Costs the refresh a dict update, and never fails
+    it."""
+    if not has_request_context():
+        return
+    try:
+        caller = g.get("floorlink_caller")
+        headers = request.headers
+        fleet.note(current_app.config["FLOORLINK_DATABASE_URL"], fleet.sighting(
+            screen_name=caller.name.removeprefix("screen:") if caller and caller.kind == "screen" else None,
+            browser_id=headers.get(fleet.SCREEN_HEADER), address=request.remote_addr, page=page,
+            department=scope.get("dept"), line=scope.get("line"), replay_at=scope_instant(scope),
+            lang=scope["lang"], kiosk=headers.get(fleet.KIOSK_HEADER),
+            build_id=headers.get(fleet.BUILD_HEADER), user_agent=headers.get("User-Agent"),
+            outcome=outcome), timezones.utc_now())
+    except Exception:  # noqa: BLE001 - the fleet is a record, never a reason to fail a screen
+        log.exception("the fleet could not note a refresh of %s", page)
+
+
+def _refresh_answer(page: str, parts: dict[str, Part], snapshot: Callable[..., dict],
+                    follows: tuple[str, ...], scope: dict, sent: dict | None,
+                    status: dict | None) -> tuple:
     database_url = current_app.config["FLOORLINK_DATABASE_URL"]
     lang = scope["lang"]
     sent = dict(sent or {})

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (
-    BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
     UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -146,7 +146,9 @@ class IssueEvent(Base):
     actor: Mapped[Optional[str]] = mapped_column(String(100))
     note: Mapped[Optional[str]] = mapped_column(Text)
     recorded_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime, default=_written_now)
-    # The writer that sent the event (an ingest API token's source); None for imports and the demo.
+    # Who recorded the event (data.store.record_as): an ingest API token's source, or
+    # `import:<file> (<account>)`, `demo:plant`, `demo:simulator`, `user:<name>`; None when
+    # written before writers were recorded, or by a writer beside FloorLink.
     source: Mapped[Optional[str]] = mapped_column(String(64))
     __table_args__ = (
         CheckConstraint(_in("kind", EVENT_KINDS), name="ck_event_kind"),
@@ -291,3 +293,35 @@ class AuditEntry(Base):
     address: Mapped[Optional[str]] = mapped_column(String(64))
     detail: Mapped[Optional[str]] = mapped_column(Text)
     __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+
+SCREEN_OUTCOMES = ("ok", "db_down", "error")
+
+
+class WallScreen(Base):
+    """A wall screen as its last refresh left it (data/fleet.py): who it is, where it stands,
+    what it shows, and how its last refresh went. One row per screen, written by the web
+    server in batches; the fleet page (/fleet) reads it."""
+    __tablename__ = "wall_screens"
+    # "token:<screen token's name>", "browser:<the id its browser keeps>" or "address:<ip>".
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[Optional[str]] = mapped_column(String(64))
+    browser_id: Mapped[Optional[str]] = mapped_column(String(32))
+    address: Mapped[Optional[str]] = mapped_column(String(64))
+    page: Mapped[str] = mapped_column(String(32))
+    department: Mapped[Optional[str]] = mapped_column(String(64))
+    line: Mapped[Optional[str]] = mapped_column(String(64))
+    replay_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+    lang: Mapped[str] = mapped_column(String(8))
+    kiosk: Mapped[Optional[bool]] = mapped_column(Boolean)
+    # The build its page was loaded with; the server's is data.cache.BUILD_ID.
+    build_id: Mapped[Optional[str]] = mapped_column(String(32))
+    user_agent: Mapped[Optional[str]] = mapped_column(String(300))
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_refresh: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_outcome: Mapped[str] = mapped_column(String(16))
+    outcome_since: Mapped[datetime] = mapped_column(UtcDateTime)
+    __table_args__ = (
+        CheckConstraint(_in("last_outcome", SCREEN_OUTCOMES), name="ck_wall_screen_outcome"),
+        Index("ix_wall_screens_last_refresh", "last_refresh"),
+    )

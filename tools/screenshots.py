@@ -8,17 +8,20 @@ for the clock).
 With --real-service-desk-flow it takes only the explorer's hand-off flow on the real
 service-desk log (../shared/data/real/), imported into a database of its own. With
 --explorer-night it takes only the explorer's three clicks from maintenance's slowest night
-hour to one issue's trace, on a demo plant with a fixed end.
+hour to one issue's trace, on a demo plant with a fixed end. With --fleet it takes only the
+fleet page as an admin sees it, eight screens in their states; with --stale-banner only the
+overview with its database frozen under it (a PostgreSQL server of its own).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import update
@@ -213,6 +216,125 @@ def explorer_night(out: Path, folder: Path) -> None:
         server.stop()
 
 
+# The fleet of the screenshot: (screen token's name or None, page, line, department, language,
+# browser, address, seconds since its last refresh, outcome, seconds since the outcome began,
+# the build its page was loaded with is an older one). With REFRESH_S 10: live up to 12 s,
+# late up to 20 s, dark past them.
+TIZEN_TV = ("Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.0) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "SamsungBrowser/4.0 Chrome/76.0.3809.146 TV Safari/537.36")
+WEBOS_TV = ("Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/87.0.4280.88 Safari/537.36 WebAppManager")
+CHROME_LINUX = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                "Chrome/120.0.0.0 Safari/537.36")
+EDGE_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91")
+FLEET = (
+    ("TV 总装 L1", "overview", "L1", None, "zh", TIZEN_TV, "10.20.1.11", 3, "ok", 86_000, False),
+    ("TV 总装 L2", "issues", "L2", None, "zh", TIZEN_TV, "10.20.1.12", 5, "ok", 86_000, False),
+    ("TV 质量部", "overview", None, "QA", "zh", WEBOS_TV, "10.20.2.21", 2, "db_down", 95, False),
+    ("TV 仓库入口", "material", None, "WH", "zh", WEBOS_TV, "10.20.3.31", 1_480, "ok", 90_000, False),
+    ("TV 物料超市", "material", "L3", None, "zh", CHROME_LINUX, "10.20.3.32", 15, "ok", 40_000, False),
+    ("TV 车间办公室", "overview", None, None, "en", CHROME_LINUX, "10.20.4.41", 4, "ok", 7_200, True),
+    (None, "issues", None, "MNT", "en", EDGE_WINDOWS, "10.20.5.17", 6, "ok", 3_000, False),
+    (None, "overview", None, None, "zh", CHROME_LINUX, "10.20.5.23", 8, "ok", 600, False),
+)
+# The build an older screen's page was loaded with: any other than the server's.
+OLDER_BUILD = "3f9c2a71d0b4"
+FLEET_READY = "return document.querySelectorAll('#fleet-rows tr').length === arguments[0];"
+
+
+def _seed_fleet(url: str) -> None:
+    """The fleet as the server's workers would have written it, its instants just before now."""
+    from data import cache, fleet
+
+    now = timezones.utc_now()
+    recorder = fleet.Recorder()
+    for i, (name, page, line, dept, lang, agent, address, silent_s, outcome, outcome_s, old) in enumerate(FLEET):
+        def seen(result):
+            return fleet.sighting(screen_name=name, browser_id=hashlib.md5(address.encode()).hexdigest(),
+                                  address=address, page=page, department=dept, line=line, replay_at=None,
+                                  lang=lang, kiosk="1" if name else "0",
+                                  build_id=OLDER_BUILD if old else cache.BUILD_ID, user_agent=agent,
+                                  outcome=result)
+        first = now - timedelta(days=3, seconds=i * 3_000)
+        recorder.note(url, seen("ok"), first)
+        recorder.note(url, seen(outcome), now - timedelta(seconds=outcome_s))
+        recorder.note(url, seen(outcome), now - timedelta(seconds=silent_s))
+    recorder.flush()
+
+
+def fleet_page(out: Path, folder: Path) -> None:
+    """The fleet page as an admin sees it, in both languages at 1920x1080."""
+    from data.auth import users
+    from selenium.webdriver.common.by import By
+
+    url = f"sqlite:///{folder / 'fleet.sqlite'}"
+    engine = db.get_engine(url)
+    db.upgrade_schema(engine)
+    password = "screenshot admin password"
+    users.create(engine, "wang.wu", "admin", password, timezones.utc_now())
+    server = AppServer(url, folder, REFRESH_S="10", SECRET_KEY="screenshots").start()
+    try:
+        for lang in BOTH:
+            driver = chromium(*FULL_HD)
+            try:
+                driver.get(f"{server.url}/fleet?lang={lang}")
+                driver.find_element(By.NAME, "name").send_keys("wang.wu")
+                driver.find_element(By.NAME, "password").send_keys(password)
+                driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                wait_until(lambda: driver.find_elements(By.ID, "fleet-counts"), message="the fleet page")
+                _seed_fleet(url)
+                wait_until(lambda: driver.execute_script(FLEET_READY, len(FLEET)), message="the screens listed")
+                time.sleep(1.5)
+                shot = out / f"fleet-{FULL_HD[0]}x{FULL_HD[1]}-{lang}.png"
+                driver.save_screenshot(str(shot))
+                print(shot)
+            finally:
+                driver.quit()
+    finally:
+        server.stop()
+
+
+def stale_banner(out: Path, folder: Path) -> None:
+    """The overview on a PostgreSQL server of its own, frozen (silent, as in a network
+    partition) once the wall has drawn: the banner says the database is unreachable since the
+    last good data, over the figures kept. Both languages at 1920x1080, then thawed."""
+    from selenium.webdriver.common.by import By
+
+    from tools.databases import postgres_server
+
+    with postgres_server() as pg:
+        engine = db.get_engine(pg.url)
+        db.upgrade_schema(engine)
+        demo.build_demo_plant(engine, days=30, seed=7)
+        db.dispose_all()
+        bounds = {"REFRESH_S": "5", "DB_CONNECT_TIMEOUT_S": "2", "DB_STATEMENT_TIMEOUT_S": "2",
+                  "DB_POOL_TIMEOUT_S": "2", "CACHE_WAIT_S": "3"}
+        server = AppServer(pg.url, folder, **bounds).start()
+        drivers = {lang: chromium(*FULL_HD) for lang in BOTH}
+        try:
+            for lang, driver in drivers.items():
+                driver.get(f"{server.url}/?lang={lang}")
+                wait_until(lambda: driver.execute_script(READY), timeout=60, message="the first refresh")
+            time.sleep(2)
+            pg.freeze()
+            try:
+                for lang, driver in drivers.items():
+                    wait_until(lambda: t("db_unreachable", lang) in driver.find_element(By.ID, "stale-banner").text,
+                               timeout=40, message="the banner")
+                time.sleep(1)
+                for lang, driver in drivers.items():
+                    shot = out / f"stale-banner-{FULL_HD[0]}x{FULL_HD[1]}-{lang}.png"
+                    driver.save_screenshot(str(shot))
+                    print(shot)
+            finally:
+                pg.thaw()
+        finally:
+            for driver in drivers.values():
+                driver.quit()
+            server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
@@ -220,6 +342,9 @@ def main() -> None:
                         help="only the explorer's hand-off flow on the real service-desk log")
     parser.add_argument("--explorer-night", action="store_true",
                         help="only the explorer's three clicks from maintenance's slowest night hour to a trace")
+    parser.add_argument("--fleet", action="store_true", help="only the fleet page, as an admin sees it")
+    parser.add_argument("--stale-banner", action="store_true",
+                        help="only the overview with its database frozen (a PostgreSQL server of its own)")
     args = parser.parse_args()
     reason = missing_browser()
     if reason:
@@ -232,6 +357,10 @@ def main() -> None:
     if args.explorer_night:
         with tempfile.TemporaryDirectory() as tmp:
             explorer_night(args.out, Path(tmp))
+        return
+    if args.fleet or args.stale_banner:
+        with tempfile.TemporaryDirectory() as tmp:
+            (fleet_page if args.fleet else stale_banner)(args.out, Path(tmp))
         return
     with tempfile.TemporaryDirectory() as tmp:
         servers = {}

@@ -46,6 +46,9 @@ DOORS: tuple[Door, ...] = (
             "/api/v1/batch /api/v1/issues/<issue_id> /api/v1/openapi.json /api/v1/ "
             "/api/v1/<path:rest>"),
     *_doors("page", "viewer", "/ /issues /material /explorer /issue/<issue_id> /404"),
+    # The fleet of wall screens: who shows what, and which have gone dark.
+    *_doors("page", "admin", "/fleet", "refused"),
+    *_doors("output", "admin", "fleet-counts fleet-note fleet-rows fleet-sent", "refused"),
     # The wall's shell and pages: reads only.
     *_doors("output", "viewer", "wall-title wall-nav wall-config wall-root wall-scope wall-params "
             "wall-replay wall-clock wall-updated stale-banner wall-status-dot wall-now-showing url "
