@@ -9,7 +9,6 @@ view they name. Each panel is its own callback over one view read once and share
 """
 from __future__ import annotations
 
-import io
 import logging
 import math
 from dataclasses import replace
@@ -24,6 +23,7 @@ from flask import current_app
 
 from dashboards import _desk
 from data import kpis, timezones
+from data.exports import csv_bytes, xlsx_bytes
 from data.analysis import ageing as ageing_rules
 from data.explorer import grid, state as explorer_state, view as explorer_view
 from data.explorer.figures import Names, bucket_label, empty, mark_at, weekday_names
@@ -314,6 +314,20 @@ def _bucket_text(bucket: str, lang: str) -> str:
 
 # ---- the view behind the page ----------------------------------------------------------------
 
+# The view a page was drawn for, as its layout writes it (`explorer-state`): the type of each
+# key the callbacks read.
+STORE_KEYS = {"query": str, "lang": str, "since": str, "until": str, "as_of": str,
+              "history_since": str, "preset": str, "live": bool}
+
+
+def _check_store(store) -> None:
+    """The view as the page sends it, else TypeError: a request made by hand is refused
+    (app.py) before anything is read for it."""
+    if not (isinstance(store, dict) and store.keys() >= STORE_KEYS.keys()
+            and all(isinstance(store[key], kind) for key, kind in STORE_KEYS.items())):
+        raise TypeError("the explorer's view is not what its page sends")
+
+
 def _view_of(store: dict) -> tuple[explorer_view.View, ViewState]:
     tz = _tz()
     asked, _ = explorer_state.parse(store["query"], tz)
@@ -327,6 +341,7 @@ def _view_of(store: dict) -> tuple[explorer_view.View, ViewState]:
 def _panel_callback(panel: str) -> None:
     @callback(Output(f"explorer-{panel}", "figure"), Input("explorer-state", "data"))
     def draw(store):
+        _check_store(store)
         lang = store["lang"]
         try:
             view, asked = _view_of(store)
@@ -342,6 +357,7 @@ for _panel, _place in PANEL_PLACES:
 
 @callback(Output("explorer-summary", "children"), Input("explorer-state", "data"))
 def _summary(store):
+    _check_store(store)
     lang, tz = store["lang"], _tz()
     try:
         view, asked = _view_of(store)
@@ -380,6 +396,7 @@ def _open_count(view: explorer_view.View) -> int:
     State("explorer-state", "data"), prevent_initial_call=True)
 def _navigate(preset, since_text, until_text, at_text, *rest):
     *filter_values, by, store = rest
+    _check_store(store)
     tz, lang = _tz(), store["lang"]
     asked, _ = explorer_state.parse(store["query"], tz)
     changed = ctx.triggered_id
@@ -424,6 +441,7 @@ def _navigate(preset, since_text, until_text, at_text, *rest):
           State("explorer-state", "data"), prevent_initial_call=True)
 def _drill(*args):
     store = args[-1]
+    _check_store(store)
     trigger = ctx.triggered_id
     panels = [f"explorer-{p}" for p, _ in PANEL_PLACES]
     if trigger not in panels:
@@ -490,6 +508,7 @@ def drill_menu(mark: Mark, asked: ViewState, count: int, reference: dict, lang: 
 
 @callback(Output("explorer-list-what", "children"), Input("explorer-state", "data"))
 def _list_what(store):
+    _check_store(store)
     lang = store["lang"]
     try:
         view, asked = _view_of(store)
@@ -526,6 +545,7 @@ clientside_callback(
 def _rows(request, store):
     if not request:
         return no_update
+    _check_store(store)
     try:
         view, asked = _view_of(store)
         page, count = view.list_page(asked.show, store["lang"], request.get("sortModel"),
@@ -542,6 +562,7 @@ def _rows(request, store):
           State("explorer-grid", "columnState"), State("explorer-state", "data"),
           prevent_initial_call=True)
 def _export(_csv, _xlsx, request, column_state, store):
+    _check_store(store)
     lang = store["lang"]
     view, asked = _view_of(store)
     request = request or {}
@@ -563,26 +584,3 @@ def export_table(shown: pd.DataFrame, column_state: list | None, lang: str) -> p
     else:
         fields = list(heads)
     return shown[fields].rename(columns={f: t(heads[f], lang) for f in fields})
-
-
-def csv_bytes(table: pd.DataFrame) -> bytes:
-    """UTF-8 with a byte order mark, so a spreadsheet on a Chinese desktop reads the names."""
-    return table.to_csv(index=False).encode("utf-8-sig")
-
-
-def xlsx_bytes(table: pd.DataFrame) -> bytes:
-    """The table as a workbook; text stays text (a title that begins with "=" is not a formula)."""
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.append(list(table.columns))
-    for row in table.itertuples(index=False):
-        sheet.append([None if (isinstance(v, float) and math.isnan(v)) else v for v in row])
-    for cells in sheet.iter_rows(min_row=2):
-        for cell in cells:
-            if cell.data_type == "f":
-                cell.data_type = "s"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()

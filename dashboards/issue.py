@@ -1,7 +1,8 @@
 """One issue's responsibility trace (责任可追溯), /issue/<id>: which departments held it and
-when, every hand-off and return, its limits, and every event with who did it and what they
-wrote. For a desk or a meeting room: `?at=` shows it as it stood at an earlier instant
-(site time when written without an offset), `?lang=` as on the wall.
+when, every hand-off and return, its limits, and every event with who did it, what they
+wrote and who recorded it (an API source, an import, the demo, a person signed in). For a
+desk or a meeting room: `?at=` shows it as it stood at an earlier instant (site time when
+written without an offset), `?lang=` as on the wall.
 
 The figures of its summary are the KPI rules' for this one issue (data/timeline.py)."""
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dash import dcc, html
 from flask import current_app
 
 from dashboards import _desk
-from data import figures, theme, timeline, timezones
+from data import figures, store, theme, timeline, timezones
 from data.analysis.holding import holding_intervals
 from data.words import bilingual_name, format_count, format_minutes, language, t
 
@@ -244,9 +245,10 @@ def _event_table(events: pd.DataFrame, hops: pd.DataFrame, names: dict[str, str]
             html.Td([html.Span(t("return_mark", lang) + " ", className="return-mark"), kind]
                     if is_return else kind, className="nowrap"),
             html.Td(department, className="nowrap"), html.Td(_actor(e)), html.Td(_text(e.note)),
-            html.Td(_text(e.source) or t("no_value", lang))]))
+            html.Td(store.writer_shown(e.source) if _text(e.source) else t("no_value", lang),
+                    className="event-recorded-by")]))
     head = html.Tr([html.Th(t(key, lang)) for key in
-                    ("col_time", "col_event", "department", "col_actor", "col_note", "col_source")])
+                    ("col_time", "col_event", "department", "col_actor", "col_note", "col_recorded_by")])
     return html.Section(className="desk-panel issue-events", children=[
         html.H2(t("issue_events_title", lang).format(n=format_count(len(known)))),
         html.Table(className="desk-table", children=[html.Thead(head), html.Tbody(rows)])])

@@ -1,11 +1,15 @@
 """Writes: idempotent upserts for bulk sources, and the issue life cycle for live ones.
 
-Every source (import, demo plant, live simulator, and later the andon page and the ingest
-API) writes through here, so the rules of the contract hold whoever writes.
+Every source (import, demo plant, live simulator, the ingest API, and later the andon page)
+writes through here, so the rules of the contract hold whoever writes; each names itself, and
+every event it writes keeps who recorded it (record_as, `recorded_by`).
 """
 from __future__ import annotations
 
+import getpass
 import hashlib
+import os
+import re
 import zlib
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -30,6 +34,17 @@ BULK_VERSION = "bulk"
 # The column that says when a row was written, per table that incremental readers follow.
 _WRITTEN_AT = {"issues": "updated_at", "issue_events": "recorded_at", "movements": "recorded_at",
                "production_plan": "updated_at"}
+# The column that says who wrote a row, per table that keeps it (docs/security.md).
+_RECORDED_BY = {"issue_events": "source"}
+
+# Who recorded an event (issue_events.source), at most RECORDED_BY_CHARS characters: an
+# ingest API token's source as it is (letters, digits, '.', '_', '-': never a colon), every
+# other writer as `kind:name`, so no two writers read alike.
+RECORDED_BY_CHARS = 64
+DEMO_PLANT = "demo:plant"
+SIMULATOR = "demo:simulator"
+_API_SOURCE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 # Rows sent per round trip; bounds the memory of one batch.
 _BATCH_ROWS = 5000
@@ -50,13 +65,16 @@ def natural_key(model) -> list[str]:
     return [c.name for c in sa_inspect(model).primary_key]
 
 
-def upsert_rows(conn: Connection, model, rows: Sequence[Mapping], *, statistics: bool = True) -> None:
+def upsert_rows(conn: Connection, model, rows: Sequence[Mapping], *, statistics: bool = True,
+                recorded_by: str | None = None) -> None:
     """Bulk write (import, demo plant): insert rows, a row whose key exists replaces it, so
     re-importing writes once. Raises the bulk version: incremental readers reload.
-    `statistics=False`: a batch of a longer write, whose last batch refreshes them."""
+    `statistics=False`: a batch of a longer write, whose last batch refreshes them.
+    `recorded_by`: who writes, kept on the rows of the tables that keep it (events)."""
     if not rows:
         return
-    _upsert(conn, model, rows)
+    _check_writer(recorded_by)
+    _upsert(conn, model, rows, recorded_by)
     bump_bulk_version(conn)
     if statistics:
         _refresh_statistics(conn, model)
@@ -81,24 +99,27 @@ def bulk_writing(conn: Connection) -> Iterator[None]:
 
 
 def upsert_many(conn: Connection, model, columns: Sequence[str], rows: Sequence[tuple], *,
-                statistics: bool = True) -> None:
+                statistics: bool = True, recorded_by: str | None = None) -> None:
     """upsert_rows for a long write (an import's batches, inside its transaction): the rows
     as tuples in the order of `columns` (without the written-at stamp, which is added), the
     same rule (a row whose key exists replaces it), written the quickest way each database
     has: on PostgreSQL COPY into a staging table and one INSERT ... ON CONFLICT from it, on
     SQLite many rows a statement. Movements and locations, whose writes move lot balances,
-    go through upsert_rows. `statistics` with no rows refreshes them alone."""
+    go through upsert_rows. `statistics` with no rows refreshes them alone; `recorded_by` as
+    for upsert_rows."""
     if rows:
+        _check_writer(recorded_by)
         if model is Movement or model is Location:
             _upsert(conn, model, [dict(zip(columns, row)) for row in rows])
         else:
-            _write_many(conn, model, tuple(columns), rows)
+            _write_many(conn, model, tuple(columns), rows, recorded_by)
         bump_bulk_version(conn)
     if statistics:
         _refresh_statistics(conn, model)
 
 
-def _write_many(conn: Connection, model, columns: tuple[str, ...], rows: Sequence[tuple]) -> None:
+def _write_many(conn: Connection, model, columns: tuple[str, ...], rows: Sequence[tuple],
+                recorded_by: str | None) -> None:
     table = model.__table__
     # Instants go to SQLite as the text it holds them in, to PostgreSQL as they are (aware).
     as_stored = _sqlite_instants if conn.dialect.name == "sqlite" else _aware
@@ -107,14 +128,19 @@ def _write_many(conn: Connection, model, columns: tuple[str, ...], rows: Sequenc
     if written_at:
         columns += (written_at,)
         instants.append(len(columns) - 1)
+    writer = _RECORDED_BY.get(table.name) if recorded_by else None
+    if writer:
+        columns += (writer,)
     keys = natural_key(model)
     updatable = [c for c in columns if c not in keys and c != "id"]
     # A column left out takes its default on insert, and keeps its value on update.
     defaults = [c for c in table.c if c.name not in columns and c.default is not None]
-    if instants or defaults:
+    if instants or defaults or writer:
         cells = list(zip(*rows))
         if written_at:
             cells.append([timezones.utc_now()] * len(rows))
+        if writer:
+            cells.append([recorded_by] * len(rows))
         for i in instants:
             cells[i] = as_stored(cells[i])
         for column in defaults:
@@ -320,23 +346,26 @@ def _location_kinds_change(conn: Connection, rows: Sequence[Mapping]) -> bool:
     return any(r["code"] in kinds and kinds[r["code"]] != r["kind"] for r in rows)
 
 
-def _upsert(conn: Connection, model, rows: Sequence[Mapping]) -> None:
+def _upsert(conn: Connection, model, rows: Sequence[Mapping], recorded_by: str | None = None) -> None:
     if model is Movement:
         lots = _lots_touched(conn, rows)
         _take_turns_on_lots(conn, lots)
     rekinded = model is Location and _location_kinds_change(conn, rows)
-    _write(conn, model, rows)
+    _write(conn, model, rows, recorded_by)
     if model is Movement:
         refresh_lot_stock(conn, lots)
     if rekinded:
         rebuild_lot_stock(conn)
 
 
-def _write(conn: Connection, model, rows: Sequence[Mapping]) -> None:
+def _write(conn: Connection, model, rows: Sequence[Mapping], recorded_by: str | None) -> None:
     written_at = _WRITTEN_AT.get(model.__tablename__)
     if written_at:
         now = timezones.utc_now()
         rows = [{**r, written_at: now} for r in rows]
+    writer = _RECORDED_BY.get(model.__tablename__)
+    if writer and recorded_by:
+        rows = [{**r, writer: recorded_by} for r in rows]
     dialect = conn.dialect.name
     if dialect == "postgresql":
         dialect_insert = postgresql.insert
@@ -372,12 +401,68 @@ def _issue(session: Session, issue_id: str) -> Issue:
 _RAISED = "raised issues"
 
 
+def api_writer(source: str) -> str:
+    """An ingest API token's source, as the API's answers name it (docs/api.md)."""
+    if not _API_SOURCE.fullmatch(source):
+        raise ValueError(f"{source!r} is not an API source name")
+    return source
+
+
+def import_writer(file_name: str, account: str) -> str:
+    """`import:<file name> (<account>)`: the file imported and the machine's account that ran
+    the command; a long file name is cut to fit."""
+    account = _fitted(_printable(account), RECORDED_BY_CHARS // 2)
+    room = RECORDED_BY_CHARS - len("import:") - len(f" ({account})")
+    return f"import:{_fitted(_printable(file_name), room)} ({account})"
+
+
+def user_writer(name: str) -> str:
+    """`user:<name>`: a person signed in (the andon and phone pages)."""
+    if not name or _UNPRINTABLE.search(name):
+        raise ValueError(f"{name!r} is not a user name")
+    return _fitted(f"user:{name}", RECORDED_BY_CHARS)
+
+
+def os_account() -> str:
+    """The account on this machine that runs the process (an import names it)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid{os.getuid()}"
+
+
+def writer_shown(recorded_by: str) -> str:
+    """Who recorded an event as a page names it: every writer as `kind:name`, an API
+    token's source as `api:<source>`."""
+    return f"api:{recorded_by}" if _API_SOURCE.fullmatch(recorded_by) else recorded_by
+
+
+def record_as(session: Session, writer: str) -> None:
+    """Every event the session writes from now on is recorded by `writer` (api_writer,
+    import_writer, user_writer, DEMO_PLANT, SIMULATOR)."""
+    _check_writer(writer)
+    session.info["source"] = writer
+
+
+def _check_writer(writer: str | None) -> None:
+    if writer is not None and not 0 < len(writer) <= RECORDED_BY_CHARS:
+        raise ValueError(f"who recorded an event is 1 to {RECORDED_BY_CHARS} characters: {writer!r}")
+
+
+def _printable(text: str) -> str:
+    """Control and direction characters as U+FFFD: a name read back on a page stays in its place."""
+    return _UNPRINTABLE.sub("\ufffd", text)
+
+
+def _fitted(text: str, room: int) -> str:
+    return text if len(text) <= room else text[:room - 1] + "…"
+
+
 def _event(session: Session, issue: Issue, at: datetime, kind: str, actor: str | None,
            note: str | None = None, department_code: str | None = None) -> None:
     """Record a life-cycle event; every change to an issue goes through here. The event
     names the department holding the issue (`department_code`: another, for an event dated
-    when another held it). The session's `info["source"]`, when a writer sets it, names who
-    sent the event."""
+    when another held it). Who recorded it is the session's writer (record_as)."""
     lifecycle.check_not_before(issue.id, kind, at, "raised", issue.raised_at)
     issue.updated_at = timezones.utc_now()
     session.add(IssueEvent(issue_id=issue.id, at=at, kind=kind,

@@ -313,7 +313,7 @@ def test_the_event_table_marks_the_return_and_names_everyone(page_app, issue_pag
     cells = [[text_of(td) for td in row.children] for row in rows]
     assert cells[0] == [site(0), "raised", "Production", "张三 (P1)", "", "—"]
     assert cells[3] == [site(30), "⇄ return reassigned", "Production", "李四 (Q1)", "not ours", "—"]
-    assert cells[5][-1] == "mes-line1"
+    assert cells[5][-1] == "api:mes-line1"
     facts = {text_of(n.children[0]): text_of(n.children[1]) for n in find(page, "desk-facts")[0].children}
     assert facts["Response / limit"] == "20 min / 10 min · breached"
     assert facts["Resolution / limit"] == "70 min / 60 min · breached"

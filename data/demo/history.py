@@ -53,7 +53,7 @@ def build_demo_plant(engine: Engine, *, days: int = 90, seed: int = 7,
     with engine.begin() as conn:
         _forget_generated_history(conn)
         for model, rows in tables.items():
-            store.upsert_rows(conn, model, rows)
+            store.upsert_rows(conn, model, rows, recorded_by=store.DEMO_PLANT)
     return {model.__tablename__: len(rows) for model, rows in tables.items()}
 
 

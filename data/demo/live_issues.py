@@ -75,6 +75,7 @@ class LiveIssues:
             with db.session_scope(self.engine) as session:
                 if session.get(Issue, issue_id) is not None:
                     continue
+                store.record_as(session, store.SIMULATOR)
                 store.raise_issue(session, issue_id=issue_id, issue_type=issue_type, title=title,
                                   severity=severity, at=at, location_code=location,
                                   raised_by=raised_by)
@@ -185,6 +186,7 @@ class LiveIssues:
         rng = random.Random(f"{self.seed}:{issue_id}:{action.at.isoformat()}:{action.kind}")
         try:
             with db.session_scope(self.engine) as session:
+                store.record_as(session, store.SIMULATOR)
                 issue = session.get(Issue, issue_id)
                 actor = plant.actor(rng, issue.owner_department_code)
                 if action.kind == "reassigned":

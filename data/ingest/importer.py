@@ -30,14 +30,14 @@ from typing import Callable, Iterable
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
-from data import store, timezones
+from data import exports, store, timezones
 from data.ingest import event_log, fields, reading
 from data.ingest.fields import FORMATS, Problem, Rules
 from data.ingest.mapping import EVENT_LOG, LOG_DECIDES, ColumnRule, Mapping, MappingError, load
 from data.ingest.problems import SHOWN_PROBLEMS, FileProblem, ImportRejected, refuse
 from data.ingest.progress import Progress
 from data.lifecycle import LifecycleError
-from data.models import CANONICAL_TABLES, Issue, IssueEvent
+from data.models import CANONICAL_TABLES, Issue
 
 __all__ = ["FORMATS", "ImportRejected", "ImportResult", "MappingError", "TABLES", "import_file"]
 
@@ -77,8 +77,10 @@ class ImportResult:
 
 def import_file(engine: Engine, table: str, path: Path, mapping: Path | None = None, *,
                 skip_invalid: bool = False, rejects: Path | None = None,
-                progress: Progress | None = None) -> ImportResult:
-    """Import `path` into `table` (or, for `event_log`, into issues and issue_events).
+                progress: Progress | None = None, account: str | None = None) -> ImportResult:
+    """Import `path` into `table` (or, for `event_log`, into issues and issue_events). The
+    events written are recorded by `import:<file name> (<account>)`; `account` is who runs
+    the import, by default this process's account on the machine.
 
     Raises ImportRejected (every problem, nothing written) or MappingError (the mapping's key).
     """
@@ -95,7 +97,8 @@ def import_file(engine: Engine, table: str, path: Path, mapping: Path | None = N
     except fields.SettingError as exc:
         raise refuse(file, str(exc)) from None
     run = (_LogImport if table == EVENT_LOG else _TableImport)(
-        engine, table, path, loaded, rules, skip_invalid, rejects, progress or Progress(enabled=False))
+        engine, table, path, loaded, rules, skip_invalid, rejects, progress or Progress(enabled=False),
+        store.import_writer(file, account or store.os_account()))
     return run.go()
 
 
@@ -117,8 +120,8 @@ class _Writer:
     interpreter's lock: there a second thread would only wait for the first, so it writes
     in turn."""
 
-    def __init__(self, conn: Connection):
-        self.conn = conn
+    def __init__(self, conn: Connection, recorded_by: str):
+        self.conn, self.recorded_by = conn, recorded_by
         self.batches: queue.Queue = queue.Queue(maxsize=1)
         self.failure: BaseException | None = None
         self.thread = (threading.Thread(target=self._run, name="import-writer", daemon=True)
@@ -148,7 +151,8 @@ class _Writer:
 
     def _write(self, batch: list[tuple]) -> None:
         for model, columns, rows, statistics in batch:
-            store.upsert_many(self.conn, model, columns, rows, statistics=statistics)
+            store.upsert_many(self.conn, model, columns, rows, statistics=statistics,
+                              recorded_by=self.recorded_by)
 
     def _run(self) -> None:
         while (batch := self.batches.get()) is not None:
@@ -186,8 +190,10 @@ class _Import:
     """What every import does: references, created rows, problems, rejects, batched writes."""
 
     def __init__(self, engine: Engine, table: str, path: Path, mapping: Mapping | None,
-                 rules: Rules, skip_invalid: bool, rejects: Path | None, progress: Progress):
+                 rules: Rules, skip_invalid: bool, rejects: Path | None, progress: Progress,
+                 recorded_by: str):
         self.engine, self.table, self.path, self.file = engine, table, path, path.name
+        self.recorded_by = recorded_by
         self.mapping, self.rules, self.progress = mapping, rules, progress
         self.skip_invalid = skip_invalid
         self.rejects_path = (rejects or default_rejects(path)) if skip_invalid else None
@@ -258,9 +264,10 @@ class _Import:
         if self.rejects_writer is None:
             self.rejects_handle = self.rejects_path.open("w", encoding="utf-8-sig", newline="")
             self.rejects_writer = csv.writer(self.rejects_handle)
-            self.rejects_writer.writerow(["row", "problems", *columns])
-        self.rejects_writer.writerow([number, "; ".join(reasons),
-                                      *("" if record.get(c) is None else record.get(c) for c in columns)])
+            self.rejects_writer.writerow(exports.neutralised_row(["row", "problems", *columns]))
+        # Opened in a spreadsheet to be corrected: a cell that would run as a formula does not.
+        self.rejects_writer.writerow(exports.neutralised_row(
+            [number, "; ".join(reasons), *("" if record.get(c) is None else record.get(c) for c in columns)]))
 
     # -- writing --
 
@@ -312,7 +319,7 @@ class _Import:
                 self.sheet_name = sheet.sheet
                 self.check_header(sheet)
                 with (self.engine.connect() as conn, store.bulk_writing(conn), conn.begin(),
-                      _Writer(conn) as self.writer):
+                      _Writer(conn, self.recorded_by) as self.writer):
                     self.flush(final=False)
                     count = 0
                     for block in sheet.blocks:
