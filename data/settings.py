@@ -5,7 +5,10 @@ settings table is checked against this one by a test, so nothing goes undocument
 """
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +49,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CACHE_WAIT_S", "10",
             "Seconds a refresh waits for another worker computing the same snapshot before the "
             "screen says the database does not answer."),
+    Setting("SNAPSHOT_AHEAD_S", "0.5",
+            "Seconds before each refresh boundary at which one worker computes the views screens "
+            "asked for in the interval before, so that screens refreshing together read them instead "
+            "of queueing; from then on the next interval's snapshot is served, and a row committed "
+            "later is on screen an interval later. At most a fifth of REFRESH_S is used; 0: off."),
     Setting("DB_CONNECT_TIMEOUT_S", "5",
             "Seconds the web server waits to open a database connection, or for a pooled one to answer (at least 2 on PostgreSQL)."),
     Setting("DB_POOL_TIMEOUT_S", "5",
@@ -68,6 +76,22 @@ SETTINGS: tuple[Setting, ...] = (
             "sign-in is on, e.g. 10.20.0.0/16."),
     Setting("SIGNIN_MAX_FAILURES", "5", "Wrong passwords in a row after which a name is locked."),
     Setting("SIGNIN_LOCK_MINUTES", "15", "Minutes a name stays locked after too many wrong passwords."),
+    Setting("SIGNIN_POSTS_PER_MINUTE", "10",
+            "Sign-in forms one address may send per minute (whatever the name); past it the "
+            "sign-in answers 429 with Retry-After."),
+    Setting("API_REQUESTS_PER_MINUTE", "6000",
+            "Requests one ingest API token may send per minute; past it the API answers 429 with Retry-After."),
+    Setting("API_NO_TOKEN_PER_MINUTE", "60",
+            "Ingest API requests one address may send per minute without a valid token; past it 429."),
+    Setting("FRAME_ANCESTORS", "'self'",
+            "Who may show the wall in a frame (Content-Security-Policy frame-ancestors): 'self', "
+            "'none', or the origins of a portal, space separated, e.g. 'self' https://portal.plant.example."),
+    Setting("AUTH_PROXY_HEADER", "",
+            "Header in which a reverse proxy that signed the person in (OIDC, LDAP) passes their "
+            "FloorLink user name, e.g. X-Forwarded-User; empty: no identity provider."),
+    Setting("AUTH_PROXY_NETWORKS", "",
+            "Addresses (CIDRs, comma separated) of that reverse proxy: the header is trusted from "
+            "them alone, e.g. 127.0.0.1/32."),
     Setting("STAR_MIN_ISSUES", "5",
             "Issues a department must have raised in the last 7 days to compete for the collaboration star."),
     Setting("SHORTAGE_ISSUE_TYPES", "material_shortage",
@@ -95,11 +119,51 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+# scheme://user:password@ or scheme://:password@
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
 
 
 def get(name: str) -> str:
     """The value of a declared setting: the environment first, then its default."""
     return os.environ.get(name) or _BY_NAME[name].default
+
+
+def shown(name: str) -> str:
+    """A setting's value as it may be printed or logged: a secret only as set or not, and the
+    password of a URL (DATABASE_URL, REDIS_URL) as ***."""
+    value = get(name)
+    if _BY_NAME[name].secret:
+        return "(set)" if value else "(not set)"
+    return _URL_PASSWORD.sub(r"\1***@", value)
+
+
+def changed() -> dict[str, str]:
+    """The settings given a value other than their default, as `shown`."""
+    return {s.name: shown(s.name) for s in SETTINGS if get(s.name) != s.default}
+
+
+def networks(name: str) -> tuple:
+    """A setting's comma-separated address ranges (e.g. TRUSTED_NETWORKS); a mistyped one is
+    a ValueError naming the setting."""
+    return _networks(name, get(name))
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(name: str, value: str) -> tuple:
+    """Parsed once per value, not on every request of every screen."""
+    try:
+        return tuple(ipaddress.ip_network(n.strip(), strict=False) for n in value.split(",") if n.strip())
+    except ValueError as exc:
+        raise ValueError(f"setting {name}: {exc}") from None
+
+
+def in_networks(name: str, address: str | None) -> bool:
+    """Whether `address` is in one of the ranges of the setting `name`."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in networks(name))
 
 
 def get_int(name: str) -> int:

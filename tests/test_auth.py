@@ -349,6 +349,46 @@ def test_screen_and_api_tokens_open_only_their_own_doors(wall):
 
 # ---- the audit log --------------------------------------------------------------------------
 
+def test_a_token_use_is_logged_when_it_begins_not_at_every_request(wall, monkeypatch):
+    from data.ingest import tokens
+
+    app, clock, engine = wall
+    users.create(engine, "wang.wu", "admin", PASSWORD, T0)
+    _, api_token = tokens.create(engine, "andon-L2")
+    _, screen_token = screens.create(engine, "TV L2", T0)
+    api_now = {"now": T0}
+    monkeypatch.setattr("data.ingest.api.timezones.utc_now", lambda: api_now["now"])
+    bearer = {"Authorization": f"Bearer {api_token}"}
+    for minutes in (0, 0, 2, 59, 121, 122):    # the first use, and the first after an hour without
+        clock["now"] = api_now["now"] = T0 + timedelta(minutes=minutes)
+        tokens._known.clear()
+        screens._known.clear()
+        assert app.server.test_client().get("/api/v1/issues/Q-1", headers=bearer).status_code == 404
+        assert app.server.test_client().get(f"/?screen={screen_token}").status_code == 200
+    used = [(row.kind, row.who, row.at) for row in audit.listed(engine) if row.kind.endswith("_used")]
+    assert sorted(used) == sorted([
+        ("api_token_used", "api:andon-L2", T0),
+        ("api_token_used", "api:andon-L2", T0 + timedelta(minutes=121)),
+        ("screen_token_used", "screen:TV L2", T0),
+        ("screen_token_used", "screen:TV L2", T0 + timedelta(minutes=121))])
+
+
+def test_a_change_of_settings_is_one_entry_at_the_start_after_it_with_no_password(sqlite_url, monkeypatch):
+    engine = db.get_engine(sqlite_url)
+    monkeypatch.setenv("REFRESH_S", "7")
+    monkeypatch.setenv("REDIS_URL", "redis://:cache-pass-9@cache:6379/0")
+    monkeypatch.setenv("SECRET_KEY", "key-that-signs-cookies")
+    for _ in range(2):
+        audit.record_settings(engine, T0)
+    monkeypatch.setenv("REFRESH_S", "8")
+    audit.record_settings(engine, T0 + timedelta(hours=1))
+    entries = [row for row in audit.listed(engine) if row.kind == "settings"]
+    assert [row.detail.splitlines() for row in entries] == [
+        ["REDIS_URL=redis://:***@cache:6379/0", "REFRESH_S=7", "SECRET_KEY=(set)"],
+        ["REDIS_URL=redis://:***@cache:6379/0", "REFRESH_S=8", "SECRET_KEY=(set)"]]
+    assert not any("cache-pass-9" in row.detail or "key-that-signs" in row.detail for row in entries)
+
+
 def test_an_export_by_a_manager_is_logged_with_their_name(wall, monkeypatch):
     app, clock, engine = wall
     users.create(engine, "li.na", "manager", PASSWORD, T0)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -32,9 +32,11 @@ class ScreenTokenError(ValueError):
 
 @dataclass(frozen=True)
 class Screen:
-    """A wall screen known by its token: the token's id and the screen's name."""
+    """A wall screen known by its token: the token's id and the screen's name; `resumed` when
+    this request is the token's first use, or its first after tokens.USE_PAUSE."""
     id: int
     name: str
+    resumed: bool = False
 
 
 @dataclass
@@ -105,10 +107,9 @@ def _screen(engine: Engine, digest_or_id, now: datetime) -> Screen | None:
     if known.screen is not None and (known.last_used_at is None
                                      or now - known.last_used_at >= LAST_USE_EVERY):
         with engine.begin() as conn:
-            conn.execute(update(ScreenToken).where(
-                ScreenToken.id == known.screen.id,
-                or_(ScreenToken.last_used_at.is_(None), ScreenToken.last_used_at <= now - LAST_USE_EVERY))
-                .values(last_used_at=now))
+            resumed = tokens.mark_used(conn, ScreenToken, known.screen.id, now)
         known.last_used_at = now
+        if resumed:
+            return replace(known.screen, resumed=True)
     return known.screen
 

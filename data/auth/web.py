@@ -1,10 +1,15 @@
 """The doors in the web server: one `before_request` decides every request by the route
 table (data/auth/policy.py), and the sign-in, sign-out and audit pages.
 
-Who asks, in this order: a person signed in (a session cookie, HttpOnly, SameSite=Lax, Secure
-behind HTTPS, ending SESSION_HOURS after sign-in), a screen that showed its token once
-(`?screen=`; the cookie then carries the token's id, checked again on every request so a
-revoked token is refused at the next refresh), a screen in TRUSTED_NETWORKS (a viewer).
+Who asks, in this order: a person the plant's identity provider signed in (a header set by
+the reverse proxy, believed from AUTH_PROXY_NETWORKS alone: data/auth/proxy.py), a person
+signed in here (a session cookie, HttpOnly, SameSite=Lax, Secure behind HTTPS, ending
+SESSION_HOURS after sign-in), a screen that showed its token once (`?screen=`; the cookie then
+carries the token's id, checked again on every request so a revoked token is refused at the
+next refresh), a screen in TRUSTED_NETWORKS (a viewer).
+
+No answer carries a stack trace or SQL: a failure answers a short message in both languages
+(the log keeps the cause), and a screen's token never reaches the access log.
 
 Sign-in is on as soon as one user exists. Without any (the demo, the tests, every deployment
 from before), what a viewer sees stays open to anyone, and what needs a signed-in person is
@@ -12,9 +17,7 @@ refused with a message saying how to turn sign-in on.
 """
 from __future__ import annotations
 
-import functools
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -26,10 +29,14 @@ from pathlib import Path
 
 import dash
 import flask
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
 from markupsafe import escape
+from sqlalchemy.exc import DBAPIError
 
 from data import db, settings, timezones
-from data.auth import audit, policy, screens, users
+from data.auth import audit, limits, policy, proxy, screens, users
+from data.ingest import api as ingest_api
 from data.words import language, t
 
 log = logging.getLogger(__name__)
@@ -51,8 +58,27 @@ class Caller:
     kind: str
 
 
+class _SessionAcrossClockSteps(SecureCookieSessionInterface):
+    """Flask refuses a cookie signed later than its clock now shows, so an NTP step back would
+    sign out every person and screen. A session's age is judged on every request by its own
+    `since` (SESSION_HOURS) instead, so the signature is checked without its age."""
+
+    def open_session(self, app, request):
+        signer = self.get_signing_serializer(app)
+        if signer is None:
+            return None
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        if not cookie:
+            return self.session_class()
+        try:
+            return self.session_class(signer.loads(cookie))
+        except BadSignature:
+            return self.session_class()
+
+
 def init_app(dash_app: dash.Dash) -> None:
     server = dash_app.server
+    server.session_interface = _SessionAcrossClockSteps()
     server.config.update(
         FLOORLINK_DASH=dash_app,
         SECRET_KEY=secret_key(),
@@ -62,10 +88,14 @@ def init_app(dash_app: dash.Dash) -> None:
         SESSION_COOKIE_SECURE=settings.get("SESSION_COOKIE_SECURE") == "1",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.get_int("SESSION_HOURS")),
     )
-    _networks(settings.get("TRUSTED_NETWORKS"))     # a mistyped network stops the start, not each request
+    settings.networks("TRUSTED_NETWORKS")     # a mistyped network stops the start, not each request
+    proxy.init_app()
     server.register_blueprint(bp)
     server.before_request(_check_door)
     server.after_request(_record_export)
+    server.after_request(_record_api_token_use)
+    server.register_error_handler(500, _server_error)
+    server.wsgi_app = _TokensOutOfTheLog(server.wsgi_app)
 
 
 def secret_key() -> str:
@@ -154,7 +184,14 @@ def _check_door():
         if door.role == "viewer" or door.without_signin == "open":
             return None
         return _refuse(503, "door_db_silent") if signin_on is None else _refuse(403, "door_signin_off")
-    caller, why = _caller(engine)
+    try:
+        claim = proxy.claim(engine, request.headers, request.remote_addr)
+    except DBAPIError:
+        return _refuse(503, "door_db_silent")
+    if claim is not None and claim.person is None:
+        _record_claim(engine, "signin_failed", claim.name, "not a FloorLink user")
+        return _refuse(403, "door_proxy_unknown", name=claim.name)
+    caller, why = _caller(engine) if claim is None else (_claimed(engine, claim.person), "")
     if caller is None:
         if request.method == "GET" and rule in PAGE_ROUTES + ("/audit",) and why != "door_screen_revoked":
             return flask.redirect(flask.url_for("doors.signin", next=request.full_path.rstrip("?"),
@@ -164,6 +201,22 @@ def _check_door():
     if not policy.opens_for(door, caller.role):
         return _refuse(403, "door_role", role=door.role)
     return None
+
+
+def _claimed(engine, person: users.Person) -> Caller:
+    """A person the identity provider signed in: recorded once per browser session."""
+    _record_claim(engine, "signin_ok", person.name, "signed in by the identity provider")
+    return Caller(person.name, person.role, "proxy")
+
+
+def _record_claim(engine, kind: str, name: str, detail: str) -> None:
+    """The identity provider's sign-in (or a name it sent that is no user) in the audit log,
+    once per browser session and name, not on every refresh."""
+    if flask.session.get("proxy_claim") == [kind, name]:
+        return
+    flask.session["proxy_claim"] = [kind, name]
+    audit.record(engine, kind, name, clock(), address=flask.request.remote_addr,
+                 detail=f"{detail} ({settings.get('AUTH_PROXY_HEADER')})")
 
 
 def _caller(engine) -> tuple[Caller | None, str]:
@@ -187,6 +240,9 @@ def _caller(engine) -> tuple[Caller | None, str]:
     elif "screen" in session:
         screen = screens.still_valid(engine, session["screen"], now)
     if screen is not None:
+        if screen.resumed:
+            audit.record(engine, "screen_token_used", f"screen:{screen.name}", now,
+                         address=request.remote_addr, detail=f"token {screen.id}")
         session.update(screen=screen.id, screen_gone=False)
         session.permanent = True
         return Caller(f"screen:{screen.name}", "viewer", "screen"), ""
@@ -194,39 +250,50 @@ def _caller(engine) -> tuple[Caller | None, str]:
         # Kept, so that the screen opened again without its token still says why.
         session.pop("screen", None)
         session["screen_gone"] = True
-    if _trusted(request.remote_addr):
+    if settings.in_networks("TRUSTED_NETWORKS", request.remote_addr):
         return Caller(f"network:{request.remote_addr}", "viewer", "network"), ""
     return None, "door_screen_revoked" if session.get("screen_gone") else why
 
 
-def _trusted(address: str | None) -> bool:
-    networks = _networks(settings.get("TRUSTED_NETWORKS"))
-    if not address or not networks:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-@functools.lru_cache(maxsize=4)
-def _networks(setting: str) -> tuple:
-    """TRUSTED_NETWORKS read once, not on every refresh of every screen."""
-    try:
-        return tuple(ipaddress.ip_network(n.strip(), strict=False) for n in setting.split(",") if n.strip())
-    except ValueError as exc:
-        raise ValueError(f"setting TRUSTED_NETWORKS: {exc}") from None
-
-
 def _refuse(status: int, word: str, **fields):
-    """A refusal in both languages: a page for a browser's page request, JSON otherwise."""
+    """A refusal in both languages: a page for a browser's page or form, JSON otherwise."""
     zh, en = t(word, "zh").format(**fields), t(word, "en").format(**fields)
     request = flask.request
-    if request.method == "GET" and request.accept_mimetypes.accept_html and not request.path.startswith("/_dash"):
+    if request.accept_mimetypes.accept_html and not request.path.startswith("/_dash"):
         body = _form_page(_lang(), "FloorLink", f"<p class='door-refused'>{escape(zh)}</p><p>{escape(en)}</p>")
         return flask.Response(body, status=status, mimetype="text/html")
     return flask.jsonify(error=word.removeprefix("door_"), message_zh=zh, message=en), status
+
+
+def _server_error(exc):
+    """A failure answers a short message in both languages, never a trace, SQL or the
+    exception's text; Flask has logged the cause. The ingest API answers in its own shape."""
+    request = flask.request
+    if request.path.startswith(ingest_api.bp.url_prefix + "/"):
+        return ingest_api.routing_error(exc)
+    return _refuse(500, "server_error")
+
+
+# A screen's token in an address (`screen=fls_...`), also percent-encoded inside another one.
+_SCREEN_TOKEN = re.compile(r"(screen(?:=|%3[Dd]))[A-Za-z0-9_-]+")
+
+
+class _TokensOutOfTheLog:
+    """The server writes each request's address to its access log once the answer is sent
+    (gunicorn reads RAW_URI, QUERY_STRING and the Referer from the request's environ): by
+    then the token a screen showed in its address is replaced by ***."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            for name in ("RAW_URI", "REQUEST_URI", "QUERY_STRING", "HTTP_REFERER"):
+                value = environ.get(name)
+                if value and "screen" in value:
+                    environ[name] = _SCREEN_TOKEN.sub(r"\1***", value)
 
 
 def _record_export(response: flask.Response) -> flask.Response:
@@ -243,6 +310,16 @@ def _record_export(response: flask.Response) -> flask.Response:
     for filename in files:
         audit.record(_engine(), "export", caller.name, clock(), address=flask.request.remote_addr,
                      detail=filename)
+    return response
+
+
+def _record_api_token_use(response: flask.Response) -> flask.Response:
+    """An API token's first use, or its first after an hour without one, goes to the audit log
+    (data/ingest/tokens.py says which use that is)."""
+    caller = flask.g.get("api_caller")
+    if caller is not None and caller.resumed:
+        audit.record(_engine(), "api_token_used", f"api:{caller.source}", clock(),
+                     address=flask.request.remote_addr, detail=f"token {caller.token_id}")
     return response
 
 
@@ -293,11 +370,18 @@ def signin():
     if flask.request.args.get("expired"):
         message = t("signin_expired", lang)
     name = ""
+    headers = {}
     if flask.request.method == "POST":
         name = flask.request.form.get("name", "")[:64]
         address = flask.request.remote_addr
         engine = _engine()
-        if not _csrf_ok():
+        wait = limits.check("signin", address or "-", settings.get_int("SIGNIN_POSTS_PER_MINUTE"), clock(),
+                            engine=engine, who=f"anyone@{address}", address=address,
+                            what="sign-in forms from this address")
+        if wait is not None:
+            message, status = t("signin_rate_limited", lang).format(seconds=wait), 429
+            headers["Retry-After"] = str(wait)
+        elif not _csrf_ok():
             message, status = t("signin_form_expired", lang), 400
         else:
             now = clock()
@@ -323,7 +407,7 @@ def signin():
              f"autocomplete='current-password' required></label>"
              f"<button type='submit'>{escape(t('signin_button', lang))}</button></form>")
     return flask.Response(_form_page(lang, t("signin_title", lang), inner, message), status=status,
-                          mimetype="text/html")
+                          headers=headers, mimetype="text/html")
 
 
 @bp.route("/signout", methods=["GET", "POST"])

@@ -8,7 +8,8 @@ microsecond, so every request can be checked.
 
 Each process remembers a token it found for CACHE_FOR_S seconds: a request then reads no
 token row. A token revoked by `token revoke` is refused by every server within that time (at
-once by the process that revoked it); the last use is recorded to the minute.
+once by the process that revoked it); the last use is recorded to the minute, and a use after
+an hour without any (or the first) is marked, for the audit log.
 """
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ import hashlib
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Session
 
 from data import db, timezones
 from data.models import ApiToken
@@ -36,6 +37,8 @@ LAST_USE_EVERY = timedelta(minutes=1)
 # How long a process trusts a token it found without reading its row again: the longest a
 # revoked token is still taken by another process.
 CACHE_FOR_S = 5.0
+# A use after this long without one starts a new spell of use: the one use the audit log keeps.
+USE_PAUSE = timedelta(hours=1)
 
 
 class TokenError(ValueError):
@@ -44,9 +47,11 @@ class TokenError(ValueError):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a request: the token's id and its source."""
+    """Who sent a request: the token's id and its source; `resumed` when this request is the
+    token's first use, or its first after USE_PAUSE."""
     token_id: int
     source: str
+    resumed: bool = False
 
 
 @dataclass
@@ -105,25 +110,40 @@ def revoke(engine: Engine, name_or_id: str) -> int:
     return revoked
 
 
-def authenticate(conn: Connection, token: str, now: datetime) -> Caller | None:
+def authenticate(engine: Engine, token: str, now: datetime) -> Caller | None:
     """The caller a token names, or None for an unknown or revoked one: remembered for
-    CACHE_FOR_S, else read in the caller's transaction. Its use is recorded there too, at
-    most once a minute per process."""
-    key = (conn.engine.url, digest(token))
+    CACHE_FOR_S, else read. Its use is recorded at most once a minute per process, in a
+    transaction of its own, so whatever the request then does cannot undo it."""
+    key = (engine.url, digest(token))
     known = _known.get(key)
     if known is None or known.until <= _clock():
-        row = conn.execute(select(ApiToken.id, ApiToken.source, ApiToken.last_used_at)
-                           .where(ApiToken.token_sha256 == key[1],
-                                  ApiToken.revoked_at.is_(None))).first()
+        with engine.connect() as conn:
+            row = conn.execute(select(ApiToken.id, ApiToken.source, ApiToken.last_used_at)
+                               .where(ApiToken.token_sha256 == key[1],
+                                      ApiToken.revoked_at.is_(None))).first()
         if row is None:
             _known.pop(key, None)
             return None
         known = _Known(Caller(row.id, row.source), _clock() + CACHE_FOR_S, row.last_used_at)
         _known[key] = known
     if known.last_used_at is None or now - known.last_used_at >= LAST_USE_EVERY:
-        conn.execute(update(ApiToken).where(
-            ApiToken.id == known.caller.token_id,
-            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USE_EVERY))
-            .values(last_used_at=now))
+        with engine.begin() as conn:
+            resumed = mark_used(conn, ApiToken, known.caller.token_id, now)
         known.last_used_at = now
+        if resumed:
+            return replace(known.caller, resumed=True)
     return known.caller
+
+
+def mark_used(conn: Connection, table: type[DeclarativeBase], token_id: int, now: datetime) -> bool:
+    """Record a token's use at `now` (at most once per LAST_USE_EVERY); True when it ends a
+    pause of USE_PAUSE or is the first. The condition is in the UPDATE, so of several
+    processes only one learns it."""
+    column = table.last_used_at
+    resumed = conn.execute(update(table).where(
+        table.id == token_id, or_(column.is_(None), column <= now - USE_PAUSE))
+        .values(last_used_at=now)).rowcount == 1
+    if not resumed:
+        conn.execute(update(table).where(table.id == token_id, column <= now - LAST_USE_EVERY)
+                     .values(last_used_at=now))
+    return resumed
