@@ -37,8 +37,10 @@ system-packages:
 test: $(VENV)/.dev system-packages
 	$(PY) -m pytest
 
-## bench: W-S and W-M on SQLite and PostgreSQL, every variant side by side (tens of minutes)
+## bench: W-S and W-M on SQLite and PostgreSQL, every variant side by side, then the load
+## sweep and a 10-minute mixed load (screens, API clients, explorer) on PostgreSQL and Redis
 BENCH_PG ?= postgresql+psycopg://postgres@127.0.0.1:5432
+BENCH_REDIS ?= redis://127.0.0.1:6379/0
 BENCH_DIR := instance/bench
 bench: $(VENV)/.dev
 	mkdir -p $(BENCH_DIR)
@@ -48,7 +50,8 @@ bench: $(VENV)/.dev
 	$(PY) -m bench.kpi_bench --workload W-M --url $(BENCH_PG)/floorlink_bench_wm --budget-s 300
 	for url in sqlite:///$(BENCH_DIR)/W-S.sqlite $(BENCH_PG)/floorlink_bench_ws $(BENCH_PG)/floorlink_bench_wm; do $(PY) -m bench.explorer_bench --url $$url || exit 1; done
 	$(PY) -m bench.kpis_by_groups
-	$(PY) -m bench.load --seconds 60
+	$(PY) -m bench.load --seconds 60 --redis $(BENCH_REDIS)
+	$(PY) -m bench.mixed --pg $(BENCH_PG) --redis $(BENCH_REDIS) --minutes 10
 
 ## bench-large: W-L on PostgreSQL (by hand: the first build takes about 20 minutes). The
 ## variants that hold the rows in memory run in groups, one process each: all at once do not

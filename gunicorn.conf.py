@@ -1,7 +1,8 @@
 """Production serving: `gunicorn 'app:create_server()'` reads this file from the project root.
 
 The app is built once in the master (--preload) and forked; each worker then drops any
-database connections it inherited, so no two processes share a socket.
+database connections it inherited, so no two processes share a socket, and starts the beat
+that computes the next interval's views ahead of each snapshot boundary (data/wall/ahead.py).
 
 One worker per core, each with 4 threads (gthread): a request waits for the database for
 much of its time (a write through the ingest API is some nine round trips, a wall refresh
@@ -23,5 +24,8 @@ accesslog = "-"
 
 def post_fork(server, worker):
     from data import db
+    from data.wall import ahead
 
     db.dispose_all()
+    # Each worker wakes before every snapshot boundary; one of them computes ahead of it.
+    ahead.start(server.app.wsgi())

@@ -4,7 +4,8 @@ interval from outside the workers.
 
 Each worker appends to two files of BENCH_COUNT_DIR, named after its pid:
   queries-PID.tsv   unix time, statement kind ("SELECT data_version") of every SQL statement
-  requests-PID.tsv  unix time at the end, path, status, bytes sent, ms inside the worker
+  requests-PID.tsv  unix time at the end, path, status, bytes sent, ms inside the worker, and
+                    which of the bench's clients sent it (its X-Bench-Kind header, else empty)
 
     BENCH_COUNT_DIR=/tmp/counts gunicorn -c bench/gunicorn_counting.py 'app:create_server()'
 """
@@ -77,5 +78,6 @@ def post_request(worker, req, environ, resp):
     if started is None or resp is None:
         return
     elapsed_ms = (time.perf_counter() - started) * 1000
+    sent_by = next((value for name, value in req.headers if name == "X-BENCH-KIND"), "")
     _records["requests"].write(f"{time.time():.6f}", req.path, resp.status_code, resp.sent,
-                               f"{elapsed_ms:.3f}")
+                               f"{elapsed_ms:.3f}", sent_by)

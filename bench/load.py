@@ -6,14 +6,18 @@ request's time inside the workers) on a free 127.0.0.1 port, then sweeps a numbe
 screens. A screen does what the browser does: it loads the page once (GET /, the Dash
 layout and dependencies, the shell and page callbacks, the overview's initial refresh),
 then posts the overview's refresh callback every interval, carrying back the
-`overview-sent` and `wall-status` it was answered with as the next State.
+`overview-sent` and `wall-status` it was answered with as the next State, with the headers
+assets/wall.js adds (the screen's id, the build, kiosk) and X-Bench-Kind, by which the
+workers' record tells the screens' requests from other clients' (bench/mixed.py). `Screen`
+shows any wall page and scope.
 
 Each step runs in three modes: staggered (each screen at its own random phase of the
 interval, as unsynchronised TVs), aligned (each screen just past the server's snapshot
 boundary, by the delay it draws once, as assets/wall.js alignRefresh makes real browsers
 do) and synchronised (every screen 250 ms past the boundary in the same millisecond: the
 worst case). During each run issues are raised through data.store, and the time until the
-first and the last screen show them is measured.
+first and the last screen show them is measured. Each step also says how much of the
+machine the screens took themselves (they share its cores with the server).
 
     .venv/bin/python -m bench.load [--url URL] [--redis URL] [--screens 1,10,50,200]
                                    [--seconds 60] [--refresh-s 10] [--live]
@@ -32,6 +36,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -65,7 +70,14 @@ SERVER_START_TIMEOUT_S = 90
 COMPUTATION_KIND = "SELECT data_versions"
 FULL_LOAD_KIND = "SELECT departments"
 REFRESH_OUTPUT = "overview-sent.data"
-BOOKKEEPING_OUTPUTS = ("overview-sent", "overview-notice", "wall-status")
+# The tables the wall reads: the statements on others (the fleet's record of screens, the
+# doors' sign-in check) are not the wall's work per interval.
+WALL_TABLES = frozenset({"data_versions", "issues", "issue_events", "movements", "lot_stock",
+                         "production_plan", "locations", "departments", "sla_rules", "materials",
+                         "people"})
+WALL_PAGES = ("overview", "issues", "material")
+# Says which of the bench's clients sent a request (recorded by bench/gunicorn_counting.py).
+BENCH_KIND_HEADER = "X-Bench-Kind"
 MODES = ("staggered", "aligned", "synchronised")
 WARM_UP_SCREENS = 4
 WARM_UP_CHUNKS = 8
@@ -252,16 +264,21 @@ class Refresh:
     body_bytes: int = 0
     error: str | None = None
     late: bool = False
+    as_of_ms: int | None = None     # the instant of the data it was answered with
     outputs: list[str] = field(default_factory=list)
     resent_unchanged: list[str] = field(default_factory=list)
 
 
 class Screen:
-    """A wall screen on the overview at the site scope."""
+    """A wall screen: the page at `path` with its query (`search`: "?dept=QA&lang=en"); by
+    default the overview at the site scope."""
 
-    def __init__(self, number: int, port: int, markers: dict[str, dict[int, float]]):
+    def __init__(self, number: int, port: int, markers: dict[str, dict[int, float]],
+                 path: str = "/", search: str = ""):
         self.number = number
         self.connection = Connection(port)
+        self.address = (path, search)
+        self.page = ""
         self.markers = markers          # issue title -> {screen: wall time it was first shown}
         self.n_intervals = 0
         self.sent: dict = {}
@@ -286,15 +303,21 @@ class Screen:
         prefix = config.get("requests_pathname_prefix") or "/"
         self._path = f"{prefix}_dash-update-component?endId={config['end_id']}"
         self._headers = {"Accept": "application/json", "Content-Type": "application/json",
-                         "Referer": f"http://127.0.0.1:{self.connection.port}/"}
+                         "Referer": f"http://127.0.0.1:{self.connection.port}/",
+                         "X-FloorLink-Screen": uuid.uuid4().hex, BENCH_KIND_HEADER: "refresh"}
+        path, search = self.address
         shell = find_callback(dependencies, "wall-title.children")
-        reply = await self._post(callback_request(shell, ["", "/"], []))
+        reply = await self._post(callback_request(shell, [search, path], []))
         _expect_ok(reply, "the shell callback")
+        # What assets/wall.js sends with every callback, from the shell's config.
+        config = json.loads(reply.body)["response"].get("wall-config", {}).get("data") or {}
+        self._headers.update({"X-FloorLink-Build": config.get("build_id", ""),
+                              "X-FloorLink-Kiosk": "1" if config.get("kiosk") else "0"})
         pages = find_callback(dependencies, "_pages_content.children")
-        reply = await self._post(callback_request(pages, ["/", ""], []))
+        reply = await self._post(callback_request(pages, [path, search], []))
         _expect_ok(reply, "the page callback")
-        self.scope = _overview_scope(json.loads(reply.body))
-        self._refresh_callback = find_callback(dependencies, REFRESH_OUTPUT)
+        self.page, self.scope = page_scope(json.loads(reply.body))
+        self._refresh_callback = find_callback(dependencies, f"{self.page}-sent.data")
         self.first = await self.refresh(due=time.time(), initial=True)
         if self.first.error:
             raise LoadTestError(f"screen {self.number}: the initial refresh failed: {self.first.error}")
@@ -328,16 +351,17 @@ class Screen:
             return record
         try:
             answer = json.loads(reply.body)["response"]
-            self.sent = answer["overview-sent"]["data"]
+            self.sent = answer[f"{self.page}-sent"]["data"]
             self.status = answer["wall-status"]["data"]
         except (ValueError, KeyError, TypeError) as exc:
             record.error = f"not a refresh answer: {exc!r}: {reply.body[:200]!r}"
             return record
         if self.status.get("state") != "ok":
             record.error = f"wall-status {self.status.get('state')!r}"
+        record.as_of_ms = self.status.get("last_good_ms")
         record.outputs = sorted(answer)
         record.resent_unchanged = self._resent_unchanged(answer)
-        board = answer.get("overview-board-data", {}).get("data")
+        board = answer.get(f"{self.page}-board-data", {}).get("data")
         if board:
             titles = {row["title"] for row in board["rows"]}
             for title, seen in self.markers.items():
@@ -350,7 +374,7 @@ class Screen:
         the tiles of a patch (a tile counts when every part of it sent is unchanged)."""
         resent = []
         for component, props in answer.items():
-            if component in BOOKKEEPING_OUTPUTS:
+            if component in (f"{self.page}-sent", f"{self.page}-notice", "wall-status"):
                 continue
             for prop, value in props.items():
                 if isinstance(value, dict) and "__dash_patch_update" in value:
@@ -385,15 +409,15 @@ def _expect_ok(reply: Reply, what: str) -> None:
         raise LoadTestError(f"{what} answered HTTP {reply.status}: {reply.body[:300]!r}")
 
 
-def _overview_scope(pages_answer: dict) -> dict:
-    """The overview-scope Store's data from the page callback's layout."""
+def page_scope(pages_answer: dict) -> tuple[str, dict]:
+    """The wall page the page callback's layout holds, and its scope Store's data."""
     found = []
 
     def walk(node):
         if isinstance(node, dict):
             props = node.get("props", {})
-            if props.get("id") == "overview-scope":
-                found.append(props["data"])
+            if isinstance(props.get("id"), str) and props["id"] in {f"{page}-scope" for page in WALL_PAGES}:
+                found.append((props["id"].removesuffix("-scope"), props["data"]))
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -402,7 +426,7 @@ def _overview_scope(pages_answer: dict) -> dict:
 
     walk(pages_answer)
     if not found:
-        raise LoadTestError("the page callback did not send the overview (no overview-scope)")
+        raise LoadTestError("the page callback did not send a wall page (no page scope)")
     return found[0]
 
 
@@ -489,15 +513,45 @@ class Server:
         """Pids of the workers that sent a statement of `kind` at any time."""
         return sorted({pid for _at, k, pid in self.queries(0, math.inf) if k == kind})
 
-    def request_times(self, since: float, until: float, path: str) -> list[float]:
-        """Milliseconds inside the workers of the requests to `path` ending in [since, until)."""
+    def request_times(self, since: float, until: float, path: str | None = None,
+                      kind: str | None = None) -> list[float]:
+        """Milliseconds inside the workers of the requests ending in [since, until): to `path`
+        and from the bench's clients of `kind` (BENCH_KIND_HEADER), each when given."""
         times = []
         for file in self.counts.glob("requests-*.tsv"):
             for line in file.read_text().splitlines():
-                at, request_path, _status, _sent, ms = line.split("\t")
-                if request_path == path and since <= float(at) < until:
+                at, request_path, _status, _sent, ms, sent_by = line.split("\t")
+                if path in (None, request_path) and kind in (None, sent_by) and since <= float(at) < until:
                     times.append(float(ms))
         return times
+
+
+def process_facts(pids: list[int]) -> dict[int, dict]:
+    """Resident memory (MiB) and CPU seconds of each process still running."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        rss_kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")), 0)
+        found[pid] = {"rss_mib": rss_kb / 1024, "cpu_s": (int(stat[11]) + int(stat[12])) / ticks}
+    return found
+
+
+def session_pids(leader: int) -> list[int]:
+    """The processes of a session: gunicorn's master and its workers."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == leader:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 def free_port() -> int:
@@ -578,6 +632,11 @@ class IssueWriter:
 
 # ---- one run: N screens in one mode -------------------------------------------------------
 
+def wall_statement(kind: str) -> bool:
+    """Whether a statement kind (bench/gunicorn_counting.statement_kind) reads the wall's tables."""
+    return kind.split(" ")[-1] in WALL_TABLES
+
+
 def align_delay_range_s() -> tuple[float, float]:
     """The delay past each snapshot boundary that alignRefresh in assets/wall.js draws once per
     screen: (lowest, highest) in seconds."""
@@ -628,6 +687,7 @@ async def run_step(server: Server, writer: IssueWriter | None, screens_n: int, m
     try:
         await asyncio.gather(*(load(s) for s in screens))
         page_load_s = time.time() - loading
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.time() + 0.5
         end = start + seconds
         dues = {s.number: schedule(mode, start, end, period_s, rng) for s in screens}
@@ -649,10 +709,16 @@ async def run_step(server: Server, writer: IssueWriter | None, screens_n: int, m
             tasks.append(asyncio.create_task(write_issues()))
         await asyncio.gather(*tasks)
         finished = time.time()
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     finally:
         await asyncio.gather(*(s.connection.close() for s in screens), return_exceptions=True)
-    return summarise(server, screens, writes, markers, mode, start, end, finished, period_s,
+    step = summarise(server, screens, writes, markers, mode, start, end, finished, period_s,
                      page_load_s)
+    # The screens share the machine with the server: how much of it they took themselves.
+    step["client_cpu_share"] = (cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime
+                                - cpu_before.ru_stime) / (finished - start)
+    step["load_average"] = os.getloadavg()[0]
+    return step
 
 
 def summarise(server: Server, screens: list[Screen], writes: list[dict],
@@ -661,7 +727,7 @@ def summarise(server: Server, screens: list[Screen], writes: list[dict],
     refreshes = [r for s in screens for r in s.refreshes]
     answered = [r for r in refreshes if r.error is None]
     rtts = [r.rtt_ms for r in answered]
-    server_ms = server.request_times(start, finished + 1, "/_dash-update-component")
+    server_ms = server.request_times(start, finished + 1, "/_dash-update-component", "refresh")
     first_bytes = [s.first.body_bytes for s in screens]
     steady_bytes = [r.body_bytes for r in answered]
     outputs = Counter(o for r in answered for o in r.outputs)
@@ -669,7 +735,8 @@ def summarise(server: Server, screens: list[Screen], writes: list[dict],
     # Intervals wholly inside the run: every screen refreshed in them.
     first_bucket = math.ceil(start / period_s)
     last_bucket = math.floor(min(end, finished) / period_s) - 1
-    statements = server.queries(first_bucket * period_s, (last_bucket + 1) * period_s)
+    statements = [q for q in server.queries(first_bucket * period_s, (last_bucket + 1) * period_s)
+                  if wall_statement(q[1])]
     per_bucket = {b: Counter() for b in range(first_bucket, last_bucket + 1)}
     for at, kind, _pid in statements:
         per_bucket[int(at // period_s)][kind] += 1
@@ -809,10 +876,10 @@ def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-TABLE_HEAD = ("| mode | screens | callbacks/s | RTT p50 / p95 / p99 ms | server p50 / p95 / p99 ms "
+TABLE_HEAD = ("| mode | screens | callbacks/s | RTT p50 / p95 / p99 / max ms | server p50 / p95 / p99 ms "
               "| errors | dropped | bytes first | bytes steady median / max | resent unchanged "
               "| queries/tick median (max) | computations/tick | full loads "
-              "| new row first / last p95 s |\n" + "|---" * 14 + "|")
+              "| new row first / last p95 s | screens' own CPU |\n" + "|---" * 15 + "|")
 
 
 def table_row(step: dict) -> str:
@@ -822,12 +889,17 @@ def table_row(step: dict) -> str:
     steady = step["bytes_steady"]
     computations = f"{c['min']}" if c["min"] == c["max"] else f"{c['min']}..{c['max']}"
     return (f"| {step['mode']} | {step['screens']} | {step['callbacks_per_s']:.1f} "
-            f"| {_ms(rtt['p50'])} / {_ms(rtt['p95'])} / {_ms(rtt['p99'])} "
+            f"| {_ms(rtt['p50'])} / {_ms(rtt['p95'])} / {_ms(rtt['p99'])} / {_ms(rtt['max'])} "
             f"| {_ms(srv['p50'])} / {_ms(srv['p95'])} / {_ms(srv['p99'])} "
             f"| {step['errors']} | {step['dropped']} | {step['bytes_first']['median']:.0f} "
             f"| {steady['median'] or 0:.0f} / {steady['max'] or 0:.0f} | {step['resent_unchanged']} "
             f"| {_s(q['incremental_median'])} ({_s(q['max'])}) | {computations} | {step['full_loads']} "
-            f"| {_s(new['first_p95_s'])} / {_s(new['last_p95_s'])} |")
+            f"| {_s(new['first_p95_s'])} / {_s(new['last_p95_s'])} "
+            f"| {_share(step.get('client_cpu_share'))} |")
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def verdicts(steps: list[dict], period_s: int) -> dict:

@@ -1,12 +1,20 @@
-"""Soak test of a wall screen: the browser's memory over time.
+"""Soak test of a wall screen: the browser's memory over time, every refresh accounted for.
 
 Serves a demo plant with the live simulator running (so the board keeps changing), opens
 the overview in headless Chromium at a short refresh interval, and samples every 10 s: the
 JS heap in use (CDP Runtime.getHeapUsage) before and after a forced garbage collection,
 the DOM counters (CDP Memory.getDOMCounters: nodes alive, detached ones included, and
-event listeners), the elements in the document, and the resident memory of the renderer
-process. A leak shows as a steady slope of the heap after GC or of the node count; the
-least-squares slope is reported in KB/min and extrapolated to MB/day.
+event listeners), the elements in the document, the resident memory of the renderer
+process and of the server's processes. A leak shows as a steady slope of the heap after GC
+or of the node count; the least-squares slope is reported in KB/min and extrapolated to
+MB/day.
+
+Every refresh answer the page receives is counted in the page (a script added before the
+page's own, `COUNT_REFRESHES`, keeping only what arrived since the last sample) and taken at
+each sample with the console's errors: a refresh whose answer never came, or came more than
+half an interval late, counts as missed (`missed_refreshes`), and the summary gives the
+refreshes expected, seen and missed, the answers that were HTTP errors, and every severe
+console message.
 
     .venv/bin/python -m bench.soak [--minutes 10] [--refresh-s 1]
 
@@ -17,13 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from bench.load import machine_facts, process_facts, session_pids, settled_after
+from tools.browser import console_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -32,6 +43,28 @@ SAMPLE_EVERY_S = 10
 # are fitted from this minute on.
 WARM_UP_MIN = 1.0
 MAX_MINUTES = 2 * 1440
+
+# Counts the refresh answers (a wall page's `<page>-sent` callback): when each arrived, and
+# how many were HTTP errors; the sample takes and empties the list, so it stays small.
+COUNT_REFRESHES = """
+window.floorlinkSoak = {answers: [], failed: 0};
+const soakFetch = window.fetch.bind(window);
+window.fetch = function (resource, options) {
+  const refresh = String(resource && resource.url || resource).indexOf("_dash-update-component") >= 0
+    && String(options && options.body).indexOf("-sent.data") >= 0;
+  return soakFetch(resource, options).then(function (response) {
+    if (refresh) {
+      if (response.ok) { window.floorlinkSoak.answers.push(Date.now()); }
+      else { window.floorlinkSoak.failed += 1; }
+    }
+    return response;
+  });
+};
+"""
+TAKE_ANSWERS = """
+const soak = window.floorlinkSoak || {answers: [], failed: 0};
+return {answers: soak.answers.splice(0), failed: soak.failed};
+"""
 
 PAGE_PROBE = """
 const updated = document.getElementById('wall-updated');
@@ -87,25 +120,48 @@ def renderer_rss_kb(driver_pid: int) -> int | None:
     return total if seen else None
 
 
-def sample(driver, started: float) -> dict:
+def missed_refreshes(answers_ms: list[int], refresh_s: float, since_ms: float, until_ms: float) -> dict:
+    """The refreshes expected from `since_ms` to `until_ms`, those seen, and those missed.
+    A page's refreshes arrive at one phase of the interval (its own delay past each boundary,
+    and the round trip): each answer is put in the interval its time rounds to from that
+    phase, and an interval without one is a refresh missed (an answer more than half an
+    interval late is counted in the next, and its own as missed)."""
+    period = refresh_s * 1000
+    if not answers_ms:
+        return {"expected": max(0, math.floor((until_ms - since_ms) / period)), "seen": 0,
+                "missed": max(0, math.floor((until_ms - since_ms) / period))}
+    angles = [2 * math.pi * (t % period) / period for t in answers_ms]
+    phase = period * (math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles))) / (2 * math.pi) % 1)
+    slots = {round((t - phase) / period) for t in answers_ms}
+    first, last = math.ceil((since_ms - phase) / period), math.floor((until_ms - phase) / period)
+    return {"expected": last - first + 1, "seen": len(answers_ms),
+            "missed": sum(1 for k in range(first, last + 1) if k not in slots)}
+
+
+def sample(driver, started: float, server_pid: int | None = None) -> dict:
     heap = driver.execute_cdp_cmd("Runtime.getHeapUsage", {})
     counters = driver.execute_cdp_cmd("Memory.getDOMCounters", {})
     page = driver.execute_script(PAGE_PROBE)
     driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
     after_gc = driver.execute_cdp_cmd("Runtime.getHeapUsage", {})
+    refreshes = driver.execute_script(TAKE_ANSWERS)
+    server = process_facts(session_pids(server_pid)) if server_pid else {}
     return {"minute": (time.time() - started) / 60, "at": datetime.now(timezone.utc).isoformat(),
             "heap_used_kb": heap["usedSize"] / 1024, "heap_total_kb": heap["totalSize"] / 1024,
             "heap_after_gc_kb": after_gc["usedSize"] / 1024,
             "dom_nodes": counters["nodes"], "documents": counters["documents"],
             "js_event_listeners": counters["jsEventListeners"], "elements": page["elements"],
             "renderer_rss_kb": renderer_rss_kb(driver.service.process.pid),
-            "updated": page["updated"], "stale": page["stale"]}
+            "server_rss_kb": sum(f["rss_mib"] for f in server.values()) * 1024 if server else None,
+            "updated": page["updated"], "stale": page["stale"],
+            "answers_ms": refreshes["answers"], "failed_answers": refreshes["failed"],
+            "console_errors": console_errors(driver)}
 
 
-def summarise(samples: list[dict]) -> dict:
+def summarise(samples: list[dict], refresh_s: float, started: float) -> dict:
     fitted = [s for s in samples if s["minute"] >= WARM_UP_MIN] or samples
     trends = {}
-    for name in ("heap_after_gc_kb", "heap_used_kb", "renderer_rss_kb", "dom_nodes",
+    for name in ("heap_after_gc_kb", "heap_used_kb", "renderer_rss_kb", "server_rss_kb", "dom_nodes",
                  "js_event_listeners", "elements"):
         points = [(s["minute"], s[name]) for s in fitted if s[name] is not None]
         slope = slope_per_min(points)
@@ -116,9 +172,14 @@ def summarise(samples: list[dict]) -> dict:
             trend["mb_per_day"] = slope * 1440 / 1024
         trends[name] = trend
     updates = {s["updated"] for s in samples if s["updated"]}
+    errors = [e for s in samples for e in s["console_errors"]]
     return {"samples": len(samples), "fitted_from_minute": fitted[0]["minute"] if fitted else None,
             "trends": trends, "distinct_updated_texts": len(updates),
-            "stale_samples": sum(1 for s in samples if s["stale"])}
+            "stale_samples": sum(1 for s in samples if s["stale"]),
+            "refreshes": {**missed_refreshes([t for s in samples for t in s["answers_ms"]], refresh_s,
+                                             started * 1000, started * 1000 + samples[-1]["minute"] * 60_000),
+                          "failed_answers": samples[-1]["failed_answers"] if samples else 0},
+            "console_errors": len(errors), "first_console_errors": errors[:10]}
 
 
 def build_plant(folder: Path, days: int, seed: int) -> str:
@@ -148,16 +209,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from bench.load import machine_facts, settled_after
     from data import db
     from data.demo import simulator
-    from tools.browser import AppServer, chromium, console_errors, missing_browser, wait_until
+    from tools.browser import AppServer, chromium, missing_browser, wait_until
 
     if missing_browser():
         raise SystemExit(missing_browser())
     workdir = Path(tempfile.mkdtemp(prefix="floorlink-soak-"))
     server = driver = live = None
+    started = time.time()
     report = {"started": datetime.now(timezone.utc).isoformat(), "machine": machine_facts(),
               "settings": {"minutes": args.minutes, "refresh_s": args.refresh_s, "days": args.days,
                            "path": args.path, "sample_every_s": SAMPLE_EVERY_S,
@@ -173,25 +233,30 @@ def main(argv: list[str] | None = None) -> dict:
         # (see bench/load.py warm_up); the screen opens once the server is in its steady state.
         time.sleep(max(0.0, settle_until - time.time()))
         driver = chromium()
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_REFRESHES})
         driver.get(server.url + args.path)
         wait_until(lambda: driver.execute_script(PAGE_PROBE)["updated"], timeout=60,
                    message="the first refresh")
         started = time.time()
         deadline = started + args.minutes * 60
         print(f"{'min':>6} {'heap KB':>9} {'after GC':>9} {'nodes':>7} {'listeners':>9} "
-              f"{'elements':>8} {'renderer RSS KB':>15}  updated", flush=True)
+              f"{'elements':>8} {'renderer RSS KB':>15} {'server RSS MB':>13} {'refreshes':>9}  updated",
+              flush=True)
+        driver.execute_script(TAKE_ANSWERS)      # the page's start-up is not counted
+        console_errors(driver)
         while True:
-            s = sample(driver, started)
+            s = sample(driver, started, server.process.pid)
             report["samples"].append(s)
             print(f"{s['minute']:>6.1f} {s['heap_used_kb']:>9.0f} {s['heap_after_gc_kb']:>9.0f} "
                   f"{s['dom_nodes']:>7} {s['js_event_listeners']:>9} {s['elements']:>8} "
-                  f"{s['renderer_rss_kb'] or 0:>15}  {s['updated']}{'  STALE' if s['stale'] else ''}",
+                  f"{s['renderer_rss_kb'] or 0:>15} {(s['server_rss_kb'] or 0) / 1024:>13.0f} "
+                  f"{len(s['answers_ms']):>9}  {s['updated']}{'  STALE' if s['stale'] else ''}"
+                  f"{'  ' + str(len(s['console_errors'])) + ' CONSOLE ERRORS' if s['console_errors'] else ''}",
                   flush=True)
             next_at = started + len(report["samples"]) * SAMPLE_EVERY_S
             if next_at > deadline:
                 break
             time.sleep(max(0.0, next_at - time.time()))
-        report["console_errors"] = console_errors(driver)
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         if driver:
@@ -203,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
             live.join(timeout=30)
         report["finished"] = datetime.now(timezone.utc).isoformat()
         if report["samples"]:
-            report["summary"] = summarise(report["samples"])
+            report["summary"] = summarise(report["samples"], args.refresh_s, started)
         out = args.out or RESULTS_DIR / f"soak-{datetime.now():%Y%m%d-%H%M%S}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1, default=str))
@@ -223,7 +288,12 @@ def print_summary(report: dict) -> None:
         slope = "-" if t["slope_per_min"] is None else f"{t['slope_per_min']:.2f}"
         per_day = f"{t['mb_per_day']:.1f}" if "mb_per_day" in t else ""
         print(f"{name:20} {t['start']:>10.0f} {t['end']:>10.0f} {slope:>10} {per_day:>8}")
-    print(f"stale samples: {summary['stale_samples']}; console errors: {len(report.get('console_errors', []))}")
+    refreshes = summary["refreshes"]
+    print(f"refreshes: {refreshes['expected']} expected, {refreshes['seen']} seen, {refreshes['missed']} missed, "
+          f"{refreshes['failed_answers']} HTTP errors; stale samples: {summary['stale_samples']}; "
+          f"console errors: {summary['console_errors']}")
+    for error in summary["first_console_errors"]:
+        print(f"  {error}")
 
 
 if __name__ == "__main__":

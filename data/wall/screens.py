@@ -2,10 +2,13 @@
 for every screen and worker, and served from the shared cache (data/cache.py).
 
 The clock is rounded down to the refresh interval, so every screen in one interval shares
-one `as_of` and one computation per scope. The overview is computed from frames that this
-process keeps current incrementally (data/wall/follower.py), so its cost follows what changed,
-not the length of the history. A scope is checked against the plant's departments and lines
-(`scope_problem`) before anything is computed for it, so a made-up scope costs nothing.
+one `as_of` and one computation per scope; from SNAPSHOT_AHEAD_S before each boundary on, the
+boundary's snapshot is served, computed ahead by one worker for the views screens asked for
+in the interval before (data/wall/ahead.py: what such a snapshot holds, exactly). The
+overview is computed from frames that this process keeps current incrementally
+(data/wall/follower.py), so its cost follows what changed, not the length of the history.
+A scope is checked against the plant's departments and lines (`scope_problem`) before
+anything is computed for it, so a made-up scope costs nothing.
 
 A screen may instead replay a past instant (`at`): its snapshot is computed from frames read
 in full at that instant (frames.load_frames) by the same functions, and kept for
@@ -18,7 +21,7 @@ from __future__ import annotations
 import difflib
 import threading
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, NamedTuple
 
 from sqlalchemy.engine import Connection
@@ -26,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from data import cache, db, queries, settings, timezones
-from data.wall import frames, material, overview
+from data.wall import ahead, frames, material, overview
 from data.wall.follower import WallState
 
 _states: dict[str, WallState] = {}
@@ -79,10 +82,12 @@ class Instant(NamedTuple):
 
 
 def _instant(database_url: str, at: datetime | None) -> Instant:
-    """Now rounded down to the refresh interval, or the replayed instant `at` with the data
-    version of this interval (one query per interval for every replaying screen)."""
+    """The instant served now (ahead.serving_instant: the clock rounded down to the refresh
+    interval, the next boundary from SNAPSHOT_AHEAD_S before it), or the replayed instant `at`
+    with the data version of this interval (one query per interval for every replaying
+    screen)."""
     refresh_s = settings.get_int("REFRESH_S")
-    now = snapshot_instant(timezones.utc_now(), refresh_s)
+    now = snapshot_instant(timezones.utc_now() + timedelta(seconds=ahead.lead_s()), refresh_s)
     if at is None:
         return Instant(now, ("now", now.timestamp()), 2 * refresh_s)
     version = cache.cached(cache.cache_key("data-version", database_url, now.timestamp()),
@@ -199,8 +204,18 @@ def view_for_screen(view: str, database_url: str, snapshot: Callable[[], dict],
     interval (or per replayed instant `at`) for every screen that shows them: a screen's
     refresh reads this one entry and compares digests. The snapshot is drawn with the
     plant's freshness (`newest_record_ms`, `quiet`: freshness_for_screen), and the view
-    carries the instant of its data as `as_of_ms`."""
+    carries the instant of its data as `as_of_ms`. A live view is noted as asked for, so
+    that the next interval's is computed ahead of its boundary (data/wall/ahead.py)."""
     instant = _instant(database_url, at)
+    if at is None and ahead.lead_s() > 0:
+        ahead.asked(database_url, cache.cache_key("view", view, database_url, sorted(scope.items())),
+                    instant.as_of, lambda: _view(view, database_url, snapshot, render,
+                                                 _instant(database_url, None), None, scope))
+    return _view(view, database_url, snapshot, render, instant, at, scope)
+
+
+def _view(view: str, database_url: str, snapshot: Callable[[], dict], render: Callable[[dict], dict],
+          instant: Instant, at: datetime | None, scope: dict) -> dict:
     key = cache.cache_key("view", view, database_url, sorted(scope.items()), *instant.key)
 
     def rendered() -> dict:
