@@ -19,6 +19,14 @@ Entries are JSON, in Redis, in the cache folder and in a worker's own memory ali
 can write a key can make a screen show a wrong figure, but cannot run code in the server (a
 pickle would let them). A value that is not plain JSON (a tuple, a date, a non-text key) is
 refused when it is stored, so it is the same value whichever store it is read from.
+
+An entry is kept by the snapshot's instant, and an instant comes round again when the
+machine's clock is stepped back: an entry computed before then would be served again without
+the rows written since. So every entry carries when it was computed, by the clock and by
+the clock's offset from the monotonic clock (timezones.clock_offset), and the machine that
+computed it. Read on the same machine, an entry computed before a step of the clock (its
+offset differs) is a miss; read on another machine (several servers sharing Redis), an entry
+computed later than the reader's clock says now is a miss. Expiry stays the stores' own.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -37,9 +46,11 @@ from cachelib import SimpleCache
 from cachelib.serializers import BaseSerializer
 from flask import Flask
 from flask_caching import Cache
+from flask_caching.backends.filesystemcache import FileSystemCache
+from flask_caching.backends.rediscache import RedisCache
 from redis.exceptions import RedisError
 
-from data import settings
+from data import settings, timezones
 from data.db import SourceUnavailable
 
 log = logging.getLogger(__name__)
@@ -107,6 +118,59 @@ class JsonValues(BaseSerializer):
 _JSON = JsonValues()
 
 
+class JsonFiles(FileSystemCache):
+    """The file cache, JSON from its first write: the count of files it writes as it is made
+    is read back by the same serializer. Written as a pickle, it would read as no count (with
+    a warning), and the files already in the folder would go uncounted at each start, past
+    the threshold."""
+    serializer = _JSON
+
+
+class JsonRedis(RedisCache):
+    """Redis with the cache's serializer."""
+    serializer = _JSON
+
+
+def _machine() -> str:
+    """What names this machine's clocks: the kernel's boot id (shared by its containers,
+    new at each boot), else the host's name."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return socket.gethostname()
+
+
+MACHINE = _machine()
+
+
+def _entry(value: Any) -> dict:
+    return {"value": value, "computed_at": timezones.utc_now().timestamp(),
+            "clock_offset": timezones.clock_offset(), "machine": MACHINE}
+
+
+def _fresh(entry: Any) -> Any:
+    """The value of a stored entry, or None when it is none of FloorLink's or was computed
+    before a step of this machine's clock (or, on another machine, after now)."""
+    if entry is None:
+        return None
+    if type(entry) is not dict or set(entry) != {"value", "computed_at", "clock_offset", "machine"}:
+        log.warning("a cache entry that is not FloorLink's was ignored")
+        return None
+    if entry["machine"] == MACHINE:
+        stepped = abs(timezones.clock_offset() - entry["clock_offset"]) > timezones.CLOCK_STEP_S
+    else:
+        stepped = entry["computed_at"] > timezones.utc_now().timestamp() + timezones.CLOCK_STEP_S
+    return None if stepped else entry["value"]
+
+
+def _get(store, key: str) -> Any:
+    return _fresh(store.get(key))
+
+
+def _set(store, key: str, value: Any, timeout_s: int | None) -> None:
+    store.set(key, _entry(value), timeout=timeout_s)
+
+
 class _Sharing:
     """Whether this worker shares through Redis, or computes for itself until `retry_at`."""
 
@@ -128,18 +192,17 @@ def init_app(server: Flask) -> None:
     redis_url = settings.get("REDIS_URL")
     prefix = settings.get("CACHE_KEY_PREFIX")
     if redis_url:
-        config = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_url,
+        config = {"CACHE_TYPE": f"{__name__}.JsonRedis", "CACHE_REDIS_URL": redis_url,
                   "CACHE_KEY_PREFIX": prefix,
                   "CACHE_OPTIONS": {"socket_timeout": _REDIS_TIMEOUT_S,
                                     "socket_connect_timeout": _REDIS_TIMEOUT_S}}
     else:
         cache_dir = Path(settings.get("CACHE_DIR"))
         cache_dir.mkdir(parents=True, exist_ok=True)
-        config = {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(cache_dir),
+        config = {"CACHE_TYPE": f"{__name__}.JsonFiles", "CACHE_DIR": str(cache_dir),
                   "CACHE_KEY_PREFIX": prefix, "CACHE_THRESHOLD": 2000}
     config["CACHE_DEFAULT_TIMEOUT"] = 2 * settings.get_int("REFRESH_S")
     cache.init_app(server, config=config)
-    server.extensions["cache"][cache].serializer = _JSON
     _sharing = _Sharing()
 
 
@@ -210,7 +273,7 @@ def _single_flight(key: str) -> Iterator[None]:
         lock = redis_client.lock(f"{settings.get('CACHE_KEY_PREFIX')}lock:{key}",
                                  timeout=_LOCK_TIMEOUT_S, blocking_timeout=wait_s)
         if not lock.acquire():
-            if cache.get(key) is None and cache.get(_UNANSWERED + key) is None:
+            if _get(cache, key) is None and _get(cache, _UNANSWERED + key) is None:
                 raise _waited_too_long(key)
             yield
             return
@@ -284,26 +347,26 @@ def _computed_once(store, key: str, compute: Callable[[], Any], timeout_s: int |
     """Inside the key's lock: the value another caller stored meanwhile, or computed here.
     A computation the database did not answer is remembered for an interval, so the callers
     that waited for it, and those after them, learn at once instead of waiting in turn."""
-    value = store.get(key)
+    value = _get(store, key)
     if value is not None:
         return value
-    unanswered = store.get(_UNANSWERED + key)
+    unanswered = _get(store, _UNANSWERED + key)
     if unanswered is not None:
         raise SourceUnavailable(unanswered)
     started = time.perf_counter()
     try:
         value = compute()
     except SourceUnavailable as exc:
-        store.set(_UNANSWERED + key, str(exc) or "the database did not answer",
-                  timeout=settings.get_int("REFRESH_S"))
+        _set(store, _UNANSWERED + key, str(exc) or "the database did not answer",
+             settings.get_int("REFRESH_S"))
         raise
-    store.set(key, value, timeout=timeout_s)
+    _set(store, key, value, timeout_s)
     log.debug("computed %s in %.0f ms", key, (time.perf_counter() - started) * 1000)
     return value
 
 
 def _cached_locally(key: str, compute: Callable[[], Any], timeout_s: int | None) -> Any:
-    value = _sharing.local.get(key)
+    value = _get(_sharing.local, key)
     if value is not None:
         return value
     with _local_flight(key):
@@ -317,7 +380,7 @@ def cached(key: str, compute: Callable[[], Any], timeout_s: int | None = None) -
     if not sharing():
         return _cached_locally(key, compute, timeout_s)
     try:
-        value = cache.get(key)
+        value = _get(cache, key)
     except RedisError as exc:
         _shared_failed(exc)
         return _cached_locally(key, compute, timeout_s)
@@ -336,6 +399,6 @@ def cached(key: str, compute: Callable[[], Any], timeout_s: int | None = None) -
     except RedisError as exc:
         _shared_failed(exc)
         if computed:
-            _sharing.local.set(key, computed[0], timeout=timeout_s or 2 * settings.get_int("REFRESH_S"))
+            _set(_sharing.local, key, computed[0], timeout_s or 2 * settings.get_int("REFRESH_S"))
             return computed[0]
         return _cached_locally(key, compute, timeout_s)

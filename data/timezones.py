@@ -1,6 +1,7 @@
 """Instants: stored as UTC, read in the site's zone when they carry no offset."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -42,3 +43,15 @@ def to_site(value: datetime, tz: ZoneInfo | None = None) -> datetime:
 def utc_now() -> datetime:
     """The one place 'now' is read; computations take `as_of` instead."""
     return datetime.now(UTC)
+
+
+# A change of clock_offset() smaller than this is the time between its two reads, not a step.
+CLOCK_STEP_S = 1.0
+
+
+def clock_offset() -> float:
+    """The machine's clock (utc_now) minus its monotonic clock, in seconds. NTP's slewing
+    changes both alike, so it holds still while the clock runs; a step of the clock moves it
+    by the step. What was stamped with it tells, on this machine, whether the clock has
+    been stepped since (docs/operations.md, Clock jumps)."""
+    return utc_now().timestamp() - time.monotonic()

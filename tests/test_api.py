@@ -23,7 +23,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from data import cache, db, store, timezones
-from data.ingest import api, tokens
+from data.ingest import api, importer, tokens
 from data.lifecycle import LifecycleError
 from data.models import (
     ApiAnswer, ApiToken, Department, Issue, IssueEvent, Location, LotStock, Material, Movement,
@@ -355,6 +355,56 @@ def test_events_keep_the_order_they_happened_in(client, token, plant):
     twice = post(client, "/issues/ANDON-1/events", {"kind": "commented", "at": at(2), "note": "b"},
                  token)
     assert twice.status_code == 409 and errors_of(twice)[0]["field"] == "at"
+
+
+def test_events_of_an_issue_imported_without_events_follow_its_row(client, token, plant, tmp_path):
+    """An issues file imported alone writes issues without events: their row says when they
+    were raised, acknowledged and resolved, and who holds them."""
+    path = tmp_path / "issues.csv"
+    path.write_text(
+        "id,issue_type,title,severity,raised_at,owner_department_code,acknowledged_at,resolved_at,status\n"
+        f"Q-OPEN,quality_anomaly,burr,P3,{at(0)},QA,,,open\n"
+        f"Q-DONE,quality_anomaly,burr,P3,{at(0)},QA,{at(10)},{at(30)},resolved\n", encoding="utf-8")
+    importer.import_file(plant, "issues", path)
+    assert counts(plant)["issue_events"] == 0
+    commented = post(client, "/issues/Q-OPEN/events", {"kind": "commented", "at": at(3), "note": "看过"}, token)
+    assert commented.status_code == 201, commented.get_json()
+    early = post(client, "/issues/Q-OPEN/events", {"kind": "commented", "at": at(-1), "note": "早"}, token)
+    assert early.status_code == 409 and errors_of(early)[0]["field"] == "at"
+    assert "before it was raised" in errors_of(early)[0]["reason"]
+    assert post(client, "/issues/Q-OPEN/events", {"kind": "acknowledged", "at": at(4)}, token).status_code == 201
+    before_resolved = post(client, "/issues/Q-DONE/events", {"kind": "closed", "at": at(20)}, token)
+    assert before_resolved.status_code == 409 and errors_of(before_resolved)[0]["field"] == "at"
+    assert "before its resolved event" in errors_of(before_resolved)[0]["reason"]
+    assert post(client, "/issues/Q-DONE/events", {"kind": "commented", "at": at(20), "note": "迟"},
+                token).status_code == 201
+    assert post(client, "/issues/Q-DONE/events", {"kind": "closed", "at": at(40)}, token).status_code == 201
+    with plant.connect() as conn:
+        written = conn.execute(select(IssueEvent.issue_id, IssueEvent.kind, IssueEvent.department_code)
+                               .order_by(IssueEvent.id)).all()
+        done = conn.execute(select(Issue.status, Issue.closed_at).where(Issue.id == "Q-DONE")).one()
+    assert written == [("Q-OPEN", "commented", "QA"), ("Q-OPEN", "acknowledged", "QA"),
+                       ("Q-DONE", "commented", "QA"), ("Q-DONE", "closed", "QA")]
+    assert done == ("closed", T0 + timedelta(minutes=40))
+
+
+def test_a_comment_before_the_first_event_of_an_issue_imported_without_its_raise(client, token, plant,
+                                                                                tmp_path):
+    """An events file may hold an issue's later events and not its raise: a comment before the
+    first of them is held by the department that event names."""
+    issues, events = tmp_path / "issues.csv", tmp_path / "issue_events.csv"
+    issues.write_text("id,issue_type,title,severity,raised_at,owner_department_code,acknowledged_at,status\n"
+                      f"Q-ACK,quality_anomaly,burr,P3,{at(0)},QA,{at(10)},acknowledged\n", encoding="utf-8")
+    events.write_text(f"issue_id,at,kind,department_code\nQ-ACK,{at(10)},acknowledged,PRD\n", encoding="utf-8")
+    importer.import_file(plant, "issues", issues)
+    importer.import_file(plant, "issue_events", events)
+    early = post(client, "/issues/Q-ACK/events", {"kind": "commented", "at": at(-1), "note": "早"}, token)
+    assert early.status_code == 409 and "before it was raised" in errors_of(early)[0]["reason"]
+    assert post(client, "/issues/Q-ACK/events", {"kind": "commented", "at": at(2), "note": "看过"},
+                token).status_code == 201
+    with plant.connect() as conn:
+        assert conn.execute(select(IssueEvent.kind, IssueEvent.department_code).order_by(IssueEvent.at)).all() \
+            == [("commented", "PRD"), ("acknowledged", "PRD")]
 
 
 def test_bodies_that_are_not_json_objects(client, token, plant):

@@ -407,6 +407,69 @@ def test_the_server_failing_is_said_apart_from_the_server_gone(open_wall):
                message="banner gone")
 
 
+# The page's Date `shift_ms` off the machine's from its first script on, as a TV whose own
+# clock is wrong; its timers run as ever.
+SHIFTED_DATE = """
+(() => {
+  const shift = %d, Real = Date;
+  class Shifted extends Real {
+    constructor(...args) { if (args.length) { super(...args); } else { super(Real.now() + shift); } }
+    static now() { return Real.now() + shift; }
+  }
+  window.Date = Shifted;
+})();"""
+
+# Refreshes answered, but what they say is a minute old (a cache or a server stuck on an old
+# snapshot); or not answered at all.
+OLD_ANSWERS = """
+const through = window.fetch;
+window.fetch = (resource, options) => {
+  if (!String(resource).includes('_dash-update-component')) { return through(resource, options); }
+  if (arguments[0] === 'unanswered') { return Promise.reject(new TypeError('Failed to fetch')); }
+  return through(resource, options).then((answer) => answer.text().then((body) => new Response(
+    body.replace(/"last_good_ms":(\\d+)/g, (_, ms) => '"last_good_ms":' + (Number(ms) - 60000)),
+    {status: answer.status, headers: answer.headers})));
+};"""
+
+
+def test_a_screen_whose_clock_is_off_judges_staleness_by_the_servers_clock(server):
+    """TVs 5 minutes and an hour ahead, and an hour behind: while refreshes bring fresh data no
+    banner shows; data a minute old is said stale, and a server that does not answer is said
+    unreachable, whatever the TV's own clock says."""
+    shifts = {"+5 min": 5 * 60_000, "+1 h": 3_600_000, "-1 h": -3_600_000}
+    drivers = {}
+    try:
+        for name, shift_ms in shifts.items():
+            driver = drivers[name] = chromium()
+            driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": SHIFTED_DATE % shift_ms})
+            driver.get(server.url + "/")
+        for name, driver in drivers.items():
+            wait_until(lambda: driver.find_elements(By.ID, "wall-updated")
+                       and driver.find_element(By.ID, "wall-updated").text, message=f"first refresh {name}")
+            assert driver.execute_script("return Date.now() - performance.timeOrigin - performance.now();") \
+                == pytest.approx(shifts[name], abs=2000)
+        first = {name: shell_state(driver)["updated"] for name, driver in drivers.items()}
+        watch_until = time.monotonic() + 3 * REFRESH_S + 1
+        while time.monotonic() < watch_until:
+            assert {name: shell_state(driver)["banner"] for name, driver in drivers.items()} \
+                == dict.fromkeys(drivers, ""), "a banner over fresh data"
+            time.sleep(0.3)
+        for name, driver in drivers.items():
+            assert shell_state(driver)["updated"] != first[name], f"refreshes stopped on {name}"
+            assert_no_errors(driver)
+        drivers["-1 h"].execute_script(OLD_ANSWERS, "old")
+        for name in ("+5 min", "+1 h"):
+            drivers[name].execute_script(OLD_ANSWERS, "unanswered")
+        said = {name: wait_until(lambda: driver.find_element(By.ID, "stale-banner").text,
+                                 timeout=5 * REFRESH_S + 5, message=f"banner on {name}")
+                for name, driver in drivers.items()}
+        assert "数据已过期" in said["-1 h"] and "无法连接" not in said["-1 h"]
+        assert all("服务器无法连接" in said[name] for name in ("+5 min", "+1 h")), said
+    finally:
+        for driver in drivers.values():
+            driver.quit()
+
+
 @pytest.fixture(scope="module")
 def empty_server(tmp_path_factory):
     """A server on a database with its schema and nothing in it."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -226,10 +226,13 @@ def _bearer() -> str:
     return token.strip()
 
 
-def _caller(session: Session, token: str, now: datetime) -> tokens.Caller:
-    caller = tokens.authenticate(session.connection(), token, now)
+def _caller(engine: Engine, token: str, now: datetime) -> tokens.Caller:
+    """The token's caller, checked before the request's transaction: its use is recorded
+    whatever the request's outcome."""
+    caller = tokens.authenticate(engine, token, now)
     if caller is None:
         raise Refused(401, [problem("Authorization", "unknown or revoked token")], _CHALLENGE)
+    g.api_caller = caller       # the rate limits count a valid token on its own (data/auth/limits.py)
     return caller
 
 
@@ -505,10 +508,10 @@ def _write(token: str, items: list[Item], fingerprint: str, key: str | None,
     engine = _engine()
 
     def attempt() -> Response:
+        caller = _caller(engine, token, received)
         with _transaction(engine) as session:
-            caller = _caller(session, token, received)
-            # The events written are credited to the token's source.
-            session.info["source"] = caller.source
+            # The events written are recorded by the token's source.
+            store.record_as(session, store.api_writer(caller.source))
             try:
                 results = _Writer(session, items, batch).write()
             except Refused:
@@ -723,7 +726,7 @@ class _Writer:
         values, where = item.values, item.where
         issue = self.issues[values["issue_id"]]
         kind, at = values["kind"], values["at"]
-        events = self.events.setdefault(issue.id, [])
+        events = self.events[issue.id] = _life_so_far(issue, self.events.get(issue.id, []))
         # The life cycle's order: a comment not before the issue was raised, any other event
         # not before the latest one that was not a comment.
         if kind == "commented":
@@ -755,6 +758,23 @@ class _Writer:
         events.append(("closed" if kind == "cancelled" else kind, at, holder))
         return {"type": "event", "issue_id": issue.id, "kind": kind, "at": _site_iso(at),
                 "status": issue.status, "owner_department_code": issue.owner_department_code}
+
+
+def _life_so_far(issue: Issue, events: list[tuple[str, datetime, str | None]]) -> list:
+    """The issue's events as the order checks read them. An issue written without events (an
+    issues file imported alone) has the instants of its life cycle in its row, held by its
+    owner (no hand-off is recorded). One whose events lack its raise (an events file without
+    it) was raised at its row's raised_at, held by the department its first event names,
+    or by its owner when that event handed it over."""
+    if not events:
+        return [(kind, at, issue.owner_department_code) for kind, at in (
+            ("raised", issue.raised_at), ("acknowledged", issue.acknowledged_at),
+            ("resolved", issue.resolved_at), ("closed", issue.closed_at)) if at is not None]
+    if all(kind != "raised" for kind, _, _ in events):
+        first = min(events, key=lambda e: e[1])
+        holder = issue.owner_department_code if first[0] == "reassigned" else first[2]
+        return [("raised", issue.raised_at, holder), *events]
+    return events
 
 
 # The statements of every request, built once: building and keying one costs more than
@@ -828,8 +848,8 @@ def get_issue(issue_id: str) -> Response:
         _value(ISSUE_ID, issue_id, Arrival(now, fields.Rules()))
     except ValueError as exc:
         raise Refused(422, [problem("issue_id", str(exc))]) from None
+    _caller(_engine(), token, now)
     with _transaction(_engine()) as session:
-        _caller(session, token, now)
         issue = session.get(Issue, issue_id)
         if issue is None:
             raise Refused(404, [problem("issue_id", f"no issue {issue_id!r}")])

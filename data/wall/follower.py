@@ -28,9 +28,16 @@ row, and the database raises one of its own when another program changes a table
 followed (migration 0006, docs/outside-writers.md); a new version means a full reload.
 Writers must commit within FOLLOW_OVERLAP_S of stamping a row (data.store's transactions take
 milliseconds); the database stamps the rows other programs write.
+
+The watermark is the server's clock. When that clock is stepped back, the rows written after
+the step are stamped below the watermark, where no follow looks: each read notes the clock's
+offset from the monotonic clock (timezones.clock_offset), and a read that finds it smaller
+by more than a second reloads in full, with one warning, whenever it comes (docs/operations.md,
+Clock jumps).
 """
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -44,6 +51,8 @@ from data import kpis, queries, settings, timezones
 from data.wall.columns import NEVER_NS, IssueColumns, epoch_ns, issue_columns, ns
 from data.wall.frames import (EVENT_HORIZON, ISSUE_HORIZON, PLAN_HORIZON, WallFrames,
                               counts_at, load_frames_and_events)
+
+log = logging.getLogger(__name__)
 
 # A lot position's last arrival when nothing arrived (NaT as an integer, smaller than any).
 _NO_ARRIVAL = np.iinfo(np.int64).min
@@ -477,6 +486,8 @@ class WallState:
         self._lock = threading.Lock()
         self._version: int | None = None
         self._watermark: datetime | None = None
+        # The clock's offset from the monotonic clock when the watermark was read.
+        self._clock_offset = 0.0
         self._names: dict = {}
         self._empty = False
         self._issues: IssueFollower | None = None
@@ -495,7 +506,7 @@ class WallState:
             if self._frames is not None and as_of == self._frames_as_of and version == self._version:
                 # Every scope of one refresh interval: one follow, one set of frames.
                 return self._frames
-            if version != self._version or self._watermark is None:
+            if version != self._version or self._watermark is None or self._stepped_back():
                 self._load(conn, as_of, version)
             else:
                 self._follow(conn, as_of)
@@ -509,8 +520,19 @@ class WallState:
                 empty_database=self._empty)
             return self._frames
 
+    def _stepped_back(self) -> bool:
+        """Whether the server's clock was stepped back since the last read, however long
+        ago and whether or not it has caught up since."""
+        back = self._clock_offset - timezones.clock_offset()
+        if back <= timezones.CLOCK_STEP_S:
+            return False
+        log.warning("the server's clock was stepped back %.0f s since the wall last read the "
+                    "database: rows written since may be stamped before what it has read, so it "
+                    "reads everything again", back)
+        return True
+
     def _load(self, conn: Connection, as_of: datetime, version: int) -> None:
-        watermark = timezones.utc_now()
+        watermark, clock_offset = timezones.utc_now(), timezones.clock_offset()
         since = watermark - _overlap()
         left_out: list[queries.LeftOut] = []
         with _one_snapshot(conn) as snap:
@@ -529,12 +551,12 @@ class WallState:
             left for left in left_out if left.table in (queries.MOVEMENTS.table, queries.LOTS.table)])
         self._overlap = Overlap(read, issue_stamps)
         self._plan = PlanReader()
-        self._version, self._watermark = version, watermark
+        self._version, self._watermark, self._clock_offset = version, watermark, clock_offset
 
     def _follow(self, conn: Connection, as_of: datetime) -> None:
         """Read what was written since the last read, and by key what committed late into
         the overlap before it."""
-        watermark = timezones.utc_now()
+        watermark, clock_offset = timezones.utc_now(), timezones.clock_offset()
         left_out: list[queries.LeftOut] = []
         events = queries.events_recorded_since(conn, self._watermark, left_out=left_out)
         events = events[self._overlap.unread("events", events["event_id"].to_numpy(), self._watermark)]
@@ -571,7 +593,7 @@ class WallState:
         self._lots.follow(moves, left_out, as_of)
         if len(issues) or len(moves) or left_out:
             self._empty = False
-        self._watermark = watermark
+        self._watermark, self._clock_offset = watermark, clock_offset
 
     def _took_left_out(self, left_out: list[queries.LeftOut]) -> None:
         """The overlap counts rows left out as read too, so they are not looked for again."""
