@@ -32,7 +32,7 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     """The Dash app on `database_url` (default: the configured database)."""
     from dashboards import _ui
     from data import cache
-    from data.auth import web
+    from data.auth import headers, limits, web
     from data.ingest import api
 
     app = dash.Dash(
@@ -55,17 +55,26 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     _guard_requests(server, api)
     # Every request through the route table, after the body limits (docs/security.md).
     web.init_app(app)
+    # The rate limits of the sign-in and the ingest API; the security headers of every answer.
+    limits.init_app(server, api)
+    headers.init_app(app)
     return app
 
 
 PROJECT_CODE = tuple(str(Path(__file__).resolve().parent / part) for part in ("dashboards", "data"))
+PAGES_CODE = str(Path(__file__).resolve().parent / "dashboards")
+# What a page's callback raises when it cannot read the values sent to it (a wrong type, a
+# missing key): values its page never sends, so the request was made by hand.
+UNREADABLE_VALUES = (TypeError, KeyError, AttributeError, IndexError, ValueError)
 
 
 def _guard_requests(server, api) -> None:
     """No request may exhaust the server or fill its log: a body past REQUEST_MAX_BYTES is
-    refused with 413 before it is read (the ingest API answers past its own limit itself);
-    a callback request that Dash cannot unpack (wrong ids, missing fields) is refused with
-    400 in one log line; Dash's hot-reload hash, a development aid, is not served."""
+    refused with 413 before it is read (the ingest API answers past its own limit itself),
+    JSON nested too deep for the parser with 400; a callback request that Dash cannot unpack
+    (wrong ids, missing fields), or whose values the page's callback cannot read (wrong
+    types, missing keys), is refused with 400 in one log line; Dash's hot-reload hash, a
+    development aid, is not served."""
     limit = server.config["MAX_CONTENT_LENGTH"] = settings.get_int("REQUEST_MAX_BYTES")
 
     @server.before_request
@@ -80,6 +89,13 @@ def _guard_requests(server, api) -> None:
             if len(body) > limit:
                 flask.abort(413)
             request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+        if request.blueprint != api.bp.name and request.is_json:
+            try:
+                request.get_json(silent=True)   # read once here, kept for every later reader
+            except RecursionError:
+                log.warning("refused a request from %s: its JSON is nested too deep to read",
+                            request.remote_addr)
+                flask.abort(400)
 
     dispatch = server.view_functions["/_dash-update-component"]
 
@@ -89,11 +105,16 @@ def _guard_requests(server, api) -> None:
         except HTTPException:
             raise
         except Exception as exc:
-            if any(frame.f_code.co_filename.startswith(PROJECT_CODE)
-                   for frame, _ in traceback.walk_tb(exc.__traceback__)):
+            own = [(frame.f_code.co_filename, line)
+                   for frame, line in traceback.walk_tb(exc.__traceback__)
+                   if frame.f_code.co_filename.startswith(PROJECT_CODE)]
+            unreadable = (own and isinstance(exc, UNREADABLE_VALUES)
+                          and own[-1][0].startswith(PAGES_CODE))
+            if own and not unreadable:
                 raise       # the project's own failure: logged whole
-            log.warning("refused a malformed callback request from %s: %s: %.200r",
-                        flask.request.remote_addr, type(exc).__name__, str(exc))
+            where = f" (at {Path(own[-1][0]).name}:{own[-1][1]})" if own else ""
+            log.warning("refused a malformed callback request from %s: %s: %.200r%s",
+                        flask.request.remote_addr, type(exc).__name__, str(exc), where)
             return flask.jsonify(error="malformed callback request"), 400
 
     server.view_functions["/_dash-update-component"] = dispatch_or_refuse
@@ -103,8 +124,11 @@ def _guard_requests(server, api) -> None:
 def create_server():
     """WSGI entry point for gunicorn (see gunicorn.conf.py): every wait on the database is
     bounded (data/db.py)."""
+    from data.auth import audit
+
     db.bound_waits()
     db.check_schema(db.get_engine())
+    audit.record_settings(db.get_engine(), timezones.utc_now())
     app = create_app()
     # Dash learns the paths of its scripts while rendering the page; render it once here so
     # every forked worker can serve them, whichever worker the browser reaches first.
@@ -145,6 +169,10 @@ INSTANT = Instant()
 _READ_ONLY_SIGNS = ("permission denied", "cannot insert into view", "cannot update view",
                     "cannot delete from view", "not automatically updatable", "readonly database",
                     "read-only transaction")
+# What a database says when it cannot write to its disk (SQLite says "disk I/O error" when a
+# file size limit stops a write, "database or disk is full" when the disk is).
+_DISK_SIGNS = ("disk i/o error", "database or disk is full", "no space left on device",
+               "could not extend file")
 
 
 class _Commands(click.Group):
@@ -161,6 +189,9 @@ class _Commands(click.Group):
             if any(sign in said.lower() for sign in _READ_ONLY_SIGNS):
                 hint = (" - FloorLink may only read this database (a source of views or a read-only "
                         "login): write into FloorLink's own database, or into the source system")
+            elif any(sign in said.lower() for sign in _DISK_SIGNS):
+                hint = (" - the database could not write to its disk (full, past a file size limit, "
+                        "or failing): the write was rolled back; free space and run it again")
             raise click.ClickException(f"the database refused: {said}{hint}") from None
 
 
@@ -187,7 +218,6 @@ def run_embedded(fill_demo: bool, simulate: bool) -> None:
     write into it only when --demo and --simulate ask for them.
     """
     from data import demo
-    from data.demo import simulator
 
     embedded = settings.is_embedded_default()
     engine = db.get_engine()
@@ -271,10 +301,7 @@ def _serve(host: str, port: int) -> None:
 def show_settings() -> None:
     """List every setting (environment variable) with its value and what it does."""
     for setting in settings.SETTINGS:
-        value = settings.get(setting.name)
-        if setting.secret:
-            value = "(set)" if value else "(not set)"
-        click.echo(f"{setting.name}={value}")
+        click.echo(f"{setting.name}={settings.shown(setting.name)}")
         click.echo(f"    {setting.help} (default: {setting.default or 'empty'})")
 
 
@@ -283,6 +310,55 @@ def init_db() -> None:
     """Create or migrate the schema of the configured database."""
     db.upgrade_schema(db.get_engine())
     click.echo("schema is up to date")
+
+
+@cli.command("backup")
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The backup file (default: instance/backups/floorlink-<UTC time>.sqlite; "
+                   ".dump on PostgreSQL).")
+def backup_database(to: Path | None) -> None:
+    """Back the configured database up while the wall and its writers go on: SQLite's online
+    backup, checked, then given its name; on PostgreSQL pg_dump --format=custom
+    (docs/operations.md)."""
+    from data import backup
+
+    url = settings.database_url()
+    now = timezones.utc_now()
+    try:
+        copy = backup.backup(url, to or backup.default_file(url, now), now)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {copy.file}: {copy.size:,} bytes, schema revision {copy.revision or 'none'}")
+    _echo_rows(copy.rows)
+
+
+@cli.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True,
+              help="Replace the database in place (it is kept as <name>.before-restore-<UTC time>).")
+def restore_database(file: Path, yes: bool) -> None:
+    """Restore the configured SQLite database from the backup FILE: checked (whole, FloorLink's,
+    of this schema or an older one, then migrated), written in one transaction, the database
+    replaced kept beside it. On PostgreSQL: the pg_restore commands (docs/operations.md)."""
+    from data import backup
+
+    try:
+        restored = backup.restore(settings.database_url(), file, timezones.utc_now(), replace=yes)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    database = restored.database
+    migrated = (f", migrated from schema revision {restored.migrated_from}"
+                if restored.migrated_from else "")
+    click.echo(f"restored {database.file} from {restored.source}: schema revision "
+               f"{database.revision}{migrated}")
+    if restored.kept is not None:
+        click.echo(f"the database replaced is kept as {restored.kept}")
+    _echo_rows(database.rows)
+
+
+def _echo_rows(rows: dict[str, int]) -> None:
+    for table, count in rows.items():
+        click.echo(f"  {table:16} {count:>11,}")
 
 
 @cli.command()
@@ -528,6 +604,29 @@ def screen_token_revoke(name_or_id: str) -> None:
     for row in revoked:
         audit.record(engine, "screen_token_revoked", _operator(), now, detail=f"token {row.id} for {row.name}")
     click.echo(f"{len(revoked)} screen token(s) revoked" if revoked else "already revoked")
+
+
+@cli.command("screens")
+@click.option("--all", "everything", is_flag=True,
+              help="Also the screens dark for over 7 days, which are otherwise only counted.")
+def screens_listed(everything: bool) -> None:
+    """List the wall screens that have refreshed, the flagged first: state, since, screen,
+    address, page, last refresh, browser (the fleet page /fleet shows the same)."""
+    from data import fleet
+
+    now = timezones.utc_now()
+    read = fleet.read(settings.database_url(), now, settings.get_int("REFRESH_S"), everything)
+    if not read.kept:
+        click.echo("this database keeps no fleet (it has no table wall_screens: a source read through views)")
+        return
+    click.echo("  ".join(f"{state} {read.counts[state]}" for state in fleet.STATES))
+    for screen in read.screens:
+        name = screen.name or (f"browser {screen.browser_id[:8]}" if screen.browser_id else "-")
+        since = _shown(screen.since) if screen.since else ""
+        click.echo(f"{screen.state:8} {since:16}  {name[:24]:24} {screen.address or '-':15} "
+                   f"{screen.page:9} {_shown(screen.last_refresh):16}  {fleet.short_browser(screen.user_agent)}")
+    if read.hidden:
+        click.echo(f"{read.hidden} screen(s) dark for over {fleet.LONG_GONE.days} days not listed (--all lists them)")
 
 
 @cli.command("audit")

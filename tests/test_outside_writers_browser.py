@@ -4,7 +4,6 @@ one refresh interval and a second of its commit, and the tiles are then the figu
 KPI rules (`python app.py kpis`) at the instant the screen shows (docs/outside-writers.md)."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
