@@ -157,8 +157,48 @@ class Database:
         self._admin.dispose()
 
 
+class Sender:
+    """How a client of the ingest API sends a request: with its Idempotency-Key, again on a
+    lost connection, a 409 conflict of writers, 429 or 503, until answered; and every
+    LOST_ANSWER_EVERY-th request once more, as after a lost answer, expecting the same answer.
+    A sender has `port`, `token`, `sends`, `retries`, `times_ms` and `failures`."""
+    headers: dict[str, str] = {}
+
+    def deliver(self, conn, path: str, body: bytes, key: str, count: int):
+        status, answer, conn = self.send(conn, path, body, key)
+        if count % LOST_ANSWER_EVERY == 0:
+            again = self.send(conn, path, body, key)
+            conn = again[2]
+            if again[:2] != (status, answer):
+                self.failures.append(f"{path}: a retry got another answer")
+        return status, answer, conn
+
+    def send(self, conn, path: str, body: bytes, key: str):
+        headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": key,
+                   "Content-Type": "application/json", **self.headers}
+        for _ in range(MAX_SENDS):
+            self.sends += 1
+            started = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                reply = conn.getresponse()
+                status, answer = reply.status, reply.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_S)
+                self.retries += 1
+                continue
+            self.times_ms.append((time.perf_counter() - started) * 1000)
+            if status in (429, 503) or (status == 409 and b'"field":null' in answer):
+                self.retries += 1
+                time.sleep(min(float(reply.getheader("Retry-After") or 0.05), 1.0))
+                continue
+            return status, answer, conn
+        return 0, b"no answer", conn
+
+
 @dataclass
-class Client:
+class Client(Sender):
     """One sender: its issues' lives cut into requests of `per_request` events."""
     number: int
     port: int
@@ -187,41 +227,12 @@ class Client:
             chunk = [next(events) for _ in range(self.per_request)]
             path, body = request_for(chunk)
             count += 1
-            key = f"{self.mode}-{self.number}-{count}"
-            status, answer, conn = self.send(conn, path, body, key)
-            if count % LOST_ANSWER_EVERY == 0:
-                again = self.send(conn, path, body, key)
-                conn = again[2]
-                if again[:2] != (status, answer):
-                    self.failures.append(f"{path}: a retry got another answer")
+            status, answer, conn = self.deliver(conn, path, body, f"{self.mode}-{self.number}-{count}", count)
             if status not in (200, 201):
                 self.failures.append(f"{path}: {status} {answer[:300]!r}")
             else:
                 self.written += len(chunk)
         conn.close()
-
-    def send(self, conn, path: str, body: bytes, key: str):
-        headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": key,
-                   "Content-Type": "application/json"}
-        for _ in range(MAX_SENDS):
-            self.sends += 1
-            started = time.perf_counter()
-            try:
-                conn.request("POST", path, body=body, headers=headers)
-                reply = conn.getresponse()
-                status, answer = reply.status, reply.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_S)
-                self.retries += 1
-                continue
-            self.times_ms.append((time.perf_counter() - started) * 1000)
-            if status == 503 or (status == 409 and b'"field":null' in answer):
-                self.retries += 1
-                time.sleep(0.05)
-                continue
-            return status, answer, conn
-        return 0, b"no answer", conn
 
 
 def request_for(chunk: list[tuple[str, str, datetime]]) -> tuple[str, bytes]:

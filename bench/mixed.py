@@ -58,6 +58,7 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import create_engine, func, select, text
 
+from bench.ingest_api import LIFE, REQUEST_TIMEOUT_S, Sender
 from bench.load import (BENCH_KIND_HEADER, COMPUTATION_KIND, Connection, IssueWriter, Screen,
                         Server, Simulator, callback_request, clear_redis, database_host,
                         find_callback, machine_facts, percentile, process_facts, require_loopback,
@@ -66,11 +67,6 @@ from bench.load import (BENCH_KIND_HEADER, COMPUTATION_KIND, Connection, IssueWr
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 MAX_MINUTES = 60
-# An issue's life as the clients post it, one event each (bench/ingest_api.py).
-LIFE = ("raised", "acknowledged", "commented", "commented", "commented", "resolved", "closed")
-LOST_ANSWER_EVERY = 50
-MAX_SENDS = 50
-REQUEST_TIMEOUT_S = 30
 # A browser opens at most six connections to one server.
 BROWSER_CONNECTIONS = 6
 PAGE_LOADS_AT_ONCE = 16
@@ -192,9 +188,10 @@ class Plant:
 
 # ---- the ingesting clients (a process of their own) -----------------------------------------
 
-class Ingester:
+class Ingester(Sender):
     """One sender over the API: its issues' lives cut into requests of `per_request` events,
-    one request every `every_s`, each sent again with its Idempotency-Key until answered."""
+    one request every `every_s`, each sent as bench/ingest_api.py's clients send theirs."""
+    headers = {BENCH_KIND_HEADER: "ingest"}
 
     def __init__(self, number: int, port: int, token: str, tag: str, codes: dict, per_request: int):
         self.number, self.port, self.token, self.tag = number, port, token, tag
@@ -234,13 +231,7 @@ class Ingester:
             chunk = [next(self._events) for _ in range(self.per_request)]
             path, body = self.request(chunk)
             count += 1
-            key = f"MX-{self.tag}-{self.number}-{count}"
-            status, answer, conn = self.send(conn, path, body, key)
-            if count % LOST_ANSWER_EVERY == 0:
-                again = self.send(conn, path, body, key)
-                conn = again[2]
-                if again[:2] != (status, answer):
-                    self.failures.append(f"{path}: a retry got another answer")
+            status, answer, conn = self.deliver(conn, path, body, f"MX-{self.tag}-{self.number}-{count}", count)
             if status in (200, 201):
                 self.written += len(chunk)
             else:
@@ -250,29 +241,6 @@ class Ingester:
                 self.behind += 1        # the server answered slower than the pace
                 due = time.time()
         conn.close()
-
-    def send(self, conn, path: str, body: bytes, key: str):
-        headers = {"Authorization": f"Bearer {self.token}", "Idempotency-Key": key,
-                   "Content-Type": "application/json", BENCH_KIND_HEADER: "ingest"}
-        for _ in range(MAX_SENDS):
-            self.sends += 1
-            started = time.perf_counter()
-            try:
-                conn.request("POST", path, body=body, headers=headers)
-                reply = conn.getresponse()
-                status, answer = reply.status, reply.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_S)
-                self.retries += 1
-                continue
-            self.times_ms.append((time.perf_counter() - started) * 1000)
-            if status in (429, 503) or (status == 409 and b'"field":null' in answer):
-                self.retries += 1
-                time.sleep(min(float(reply.getheader("Retry-After") or 0.05), 1.0))
-                continue
-            return status, answer, conn
-        return 0, b"no answer", conn
 
 
 def run_clients(port: int, tokens: list[str], tag: str, codes: dict, per_request: int,

@@ -271,24 +271,11 @@ def screen_state(last_refresh: datetime, last_outcome: str, as_of: datetime, ref
 
 
 @dataclass(frozen=True)
-class Screen:
-    """A row of the fleet page: the screen as recorded, its state at the page's instant and
-    since when it is in it (None for a live screen)."""
-    key: str
-    name: str | None
-    browser_id: str | None
-    address: str | None
-    page: str
-    department: str | None
-    line: str | None
-    replay_at: datetime | None
-    lang: str
-    kiosk: bool | None
-    build_id: str | None
-    user_agent: str | None
+class Screen(Sighting):
+    """A row of the fleet page: the screen as recorded (`outcome`: its last refresh's), its
+    state at the page's instant and since when it is in it (None for a live screen)."""
     first_seen: datetime
     last_refresh: datetime
-    last_outcome: str
     state: str
     since: datetime | None
 
@@ -324,7 +311,7 @@ def read(url: str, as_of: datetime, refresh_s: float, everything: bool = False) 
         since = {"dark": row["last_refresh"], "late": row["last_refresh"], "live": None}.get(
             state, row["outcome_since"])
         screens.append(Screen(**{k: row[k] for k in Screen.__dataclass_fields__ if k in row},
-                              state=state, since=since))
+                              outcome=row["last_outcome"], state=state, since=since))
     screens.sort(key=lambda s: (STATES.index(s.state), s.name is None, s.name or "", s.key))
     counts = dict.fromkeys(STATES, 0)
     for screen in screens:
