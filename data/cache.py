@@ -171,13 +171,52 @@ def _set(store, key: str, value: Any, timeout_s: int | None) -> None:
     store.set(key, _entry(value), timeout=timeout_s)
 
 
-class _Sharing:
-    """Whether this worker shares through Redis, or computes for itself until `retry_at`."""
+class RedisOutage:
+    """Whether a Redis is to be asked, for a part of the server that falls back to its own
+    worker while Redis does not answer: after a failure only the first caller past
+    REDIS_RETRY_S asks it again, the others go on without it meanwhile; one warning per
+    outage, one line when it ends. `what` names the part in those lines."""
 
-    def __init__(self):
+    def __init__(self, what: str, fallback: str):
+        self.what, self.fallback = what, fallback
         self.lock = threading.Lock()
         self.down_since: float | None = None
         self.retry_at = 0.0
+
+    def ask(self) -> bool:
+        if self.down_since is None:
+            return True
+        with self.lock:
+            now = time.monotonic()
+            if now < self.retry_at:
+                return False
+            self.retry_at = now + REDIS_RETRY_S
+            return True
+
+    def failed(self, exc: Exception) -> None:
+        with self.lock:
+            self.retry_at = time.monotonic() + REDIS_RETRY_S
+            first = self.down_since is None
+            if first:
+                self.down_since = time.monotonic()
+        if first:
+            log.warning("%s (Redis) does not answer (%s): %s, asking again every %d s",
+                        self.what, exc, self.fallback, REDIS_RETRY_S)
+
+    def answered(self) -> None:
+        if self.down_since is None:
+            return
+        with self.lock:
+            down_since, self.down_since = self.down_since, None
+        if down_since is not None:
+            log.info("%s (Redis) answers again after %.0f s", self.what, time.monotonic() - down_since)
+
+
+class _Sharing(RedisOutage):
+    """Whether this worker shares through Redis, or computes for itself into `local`."""
+
+    def __init__(self):
+        super().__init__("the shared cache", "each worker computes for itself")
         self.local = SimpleCache(threshold=_LOCAL_ENTRIES)
         self.local.serializer = _JSON
         self.flights: dict[str, threading.Lock] = {}
@@ -223,40 +262,6 @@ BUILD_ID = _build_id()
 def cache_key(*parts: Any) -> str:
     raw = "|".join(str(p) for p in (BUILD_ID, *parts))
     return hashlib.sha1(raw.encode()).hexdigest()[:24]
-
-
-def sharing() -> bool:
-    """False while Redis is down and not yet due to be asked again; the first caller past
-    `retry_at` asks it, the others keep computing for themselves meanwhile."""
-    if _sharing.down_since is None:
-        return True
-    with _sharing.lock:
-        now = time.monotonic()
-        if now < _sharing.retry_at:
-            return False
-        _sharing.retry_at = now + REDIS_RETRY_S
-        return True
-
-
-def _shared_failed(exc: Exception) -> None:
-    with _sharing.lock:
-        _sharing.retry_at = time.monotonic() + REDIS_RETRY_S
-        first = _sharing.down_since is None
-        if first:
-            _sharing.down_since = time.monotonic()
-    if first:
-        log.warning("the shared cache (Redis) does not answer (%s): each worker computes for "
-                    "itself, asking again every %d s", exc, REDIS_RETRY_S)
-
-
-def _shared_answered() -> None:
-    if _sharing.down_since is None:
-        return
-    with _sharing.lock:
-        down_since, _sharing.down_since = _sharing.down_since, None
-    if down_since is not None:
-        log.info("the shared cache (Redis) answers again after %.0f s: workers share again",
-                 time.monotonic() - down_since)
 
 
 def _waited_too_long(key: str) -> SourceUnavailable:
@@ -377,14 +382,14 @@ def _cached_locally(key: str, compute: Callable[[], Any], timeout_s: int | None)
 def cached(key: str, compute: Callable[[], Any], timeout_s: int | None = None) -> Any:
     """The cached value of `key`, computed by one caller at a time across all workers (in
     this worker alone while Redis is down)."""
-    if not sharing():
+    if not _sharing.ask():
         return _cached_locally(key, compute, timeout_s)
     try:
         value = _get(cache, key)
     except RedisError as exc:
-        _shared_failed(exc)
+        _sharing.failed(exc)
         return _cached_locally(key, compute, timeout_s)
-    _shared_answered()
+    _sharing.answered()
     if value is not None:
         return value
     computed = []
@@ -397,7 +402,7 @@ def cached(key: str, compute: Callable[[], Any], timeout_s: int | None = None) -
         with _single_flight(key):
             return _computed_once(cache, key, compute_here, timeout_s)
     except RedisError as exc:
-        _shared_failed(exc)
+        _sharing.failed(exc)
         if computed:
             _set(_sharing.local, key, computed[0], timeout_s or 2 * settings.get_int("REFRESH_S"))
             return computed[0]

@@ -7,7 +7,7 @@ the limit a request is refused with the seconds to the window's end (Retry-After
 REDIS_URL set, every worker and every server counts in Redis (one INCR per request, under a
 key that expires with its window). Redis may stop answering while the rest is fine: each
 worker then counts for itself in its memory (one warning in the log per outage), asks Redis
-again every REDIS_RETRY_S and counts there again from its first answer, as the snapshot cache
+again every cache.REDIS_RETRY_S and counts there again from its first answer, as the snapshot cache
 does (data/cache.py). Without REDIS_URL each worker counts in its memory.
 
 The first refusal of a key in a window goes to the audit log, so a flood is one entry per
@@ -19,7 +19,6 @@ import hashlib
 import logging
 import math
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,15 +26,14 @@ import flask
 import redis
 from redis.exceptions import RedisError
 
-from data import db, settings, timezones
+from data import cache, db, settings, timezones
 from data.auth import audit
 
 log = logging.getLogger(__name__)
 
 WINDOW_S = 60
-# As the snapshot cache: a silent Redis costs a request this long once per REDIS_RETRY_S.
+# As the snapshot cache: a silent Redis costs a request this long once per cache.REDIS_RETRY_S.
 _REDIS_TIMEOUT_S = 2
-REDIS_RETRY_S = 5
 # Keys one worker counts in a window in its memory; past it a new key is not counted (the
 # memory of a worker stays bounded whatever the number of addresses sending).
 MAX_KEYS = 100_000
@@ -78,32 +76,18 @@ class Counter:
         self.redis = (redis.Redis.from_url(redis_url, socket_timeout=_REDIS_TIMEOUT_S,
                                            socket_connect_timeout=_REDIS_TIMEOUT_S)
                       if redis_url else None)
-        self.lock = threading.Lock()
-        self.down_since: float | None = None
-        self.retry_at = 0.0
+        self.outage = cache.RedisOutage("the rate limits' counter", "each worker counts for itself")
 
     def hit(self, kind: str, key: str, limit: int, now: datetime) -> Verdict:
         """Count one request of `key` at the instant `now` against `limit` per window."""
         at = now.timestamp()
         window = int(at // WINDOW_S)
         name = f"{kind}:{key}:{window}"
-        count = self._shared(name) if self._sharing() else None
+        count = self._shared(name) if self.redis is not None and self.outage.ask() else None
         if count is None:
             count = self.memory.incr(name, window)
         retry_after = max(1, math.ceil((window + 1) * WINDOW_S - at))
         return Verdict(count > limit, retry_after, count == limit + 1)
-
-    def _sharing(self) -> bool:
-        if self.redis is None:
-            return False
-        if self.down_since is None:
-            return True
-        with self.lock:
-            now = time.monotonic()
-            if now < self.retry_at:
-                return False
-            self.retry_at = now + REDIS_RETRY_S
-            return True
 
     def _shared(self, name: str) -> int | None:
         """The count in Redis after this request, or None when Redis does not answer."""
@@ -112,21 +96,9 @@ class Counter:
             with self.redis.pipeline(transaction=False) as pipe:
                 count, _ = pipe.incr(key).expire(key, WINDOW_S + 1).execute()
         except RedisError as exc:
-            with self.lock:
-                self.retry_at = time.monotonic() + REDIS_RETRY_S
-                first = self.down_since is None
-                if first:
-                    self.down_since = time.monotonic()
-            if first:
-                log.warning("the rate limits' Redis does not answer (%s): each worker counts for "
-                            "itself, asking again every %d s", exc, REDIS_RETRY_S)
+            self.outage.failed(exc)
             return None
-        if self.down_since is not None:
-            with self.lock:
-                down_since, self.down_since = self.down_since, None
-            if down_since is not None:
-                log.info("the rate limits' Redis answers again after %.0f s: workers count there again",
-                         time.monotonic() - down_since)
+        self.outage.answered()
         return int(count)
 
 
