@@ -216,6 +216,32 @@ def test_a_view_the_claiming_worker_did_not_know_is_computed_by_one_that_does(li
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database is not the point
+def test_after_the_database_did_not_answer_the_beat_rests_for_some_intervals(live_app, monkeypatch):
+    server, url = live_app
+    monkeypatch.setattr(ahead._worker, "resting_until", 0.0)
+    screen = PageScreen(server.test_client())
+    screen.refresh()
+    screen.refresh()
+    at = _next_lead(screen)
+    asked = []
+
+    def silent(*_args):
+        asked.append(1)
+        raise screens.SourceUnavailable("the database does not answer")
+
+    monkeypatch.setattr(screens, "_read", silent)
+    with server.app_context():
+        ahead.compute_ahead(at, timezones.utc_now())
+    assert len(asked) == 1
+    rest = ahead._worker.resting_until - time.monotonic()
+    assert (ahead.RESTING_INTERVALS - 1) * REFRESH_S < rest <= ahead.RESTING_INTERVALS * REFRESH_S
+    _sleep_until(at.timestamp() + REFRESH_S - LEAD_S + 0.01)
+    with server.app_context():
+        assert ahead.compute_ahead(at + timedelta(seconds=REFRESH_S), timezones.utc_now()) == {}
+    assert len(asked) == 1          # resting: the database was not asked again
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database is not the point
 def test_a_worker_forgets_the_views_it_has_not_served_for_an_hour(live_app, monkeypatch):
     server, url = live_app
     PageScreen(server.test_client()).refresh()

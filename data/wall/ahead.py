@@ -40,6 +40,8 @@ from data.db import SourceUnavailable
 
 log = logging.getLogger(__name__)
 
+# Intervals the beat rests after the database did not answer it.
+RESTING_INTERVALS = 5
 # How long a worker keeps how to compute a view after it last served it, and how many.
 RECIPE_KEEP_S = 3600
 RECIPES_KEPT = 1000
@@ -72,6 +74,9 @@ class _Worker:
         self.recipes: OrderedDict[str, tuple[str, Callable[[], Any], float]] = OrderedDict()
         self.noted: dict[str, float] = {}
         self.beat_pid: int | None = None
+        # While the database does not answer, the beat rests until then (monotonic seconds):
+        # screens learn it from their own refreshes, and nothing waits behind the beat's work.
+        self.resting_until = 0.0
 
 
 _worker = _Worker()
@@ -126,7 +131,9 @@ def _compute(views: list[tuple[str, Callable[[], Any]]], boundary: datetime) -> 
         try:
             compute()
         except SourceUnavailable as exc:
-            log.warning("computing ahead of %s: the database did not answer (%s)", boundary, exc)
+            log.warning("computing ahead of %s: the database did not answer (%s); resting for "
+                        "%d intervals", boundary, exc, RESTING_INTERVALS)
+            _worker.resting_until = time.monotonic() + RESTING_INTERVALS * settings.get_int("REFRESH_S")
             break
         except Exception:  # noqa: BLE001 - the beat goes on with the next view
             log.exception("computing a view ahead of %s failed", boundary)
@@ -139,9 +146,9 @@ def compute_ahead(boundary: datetime, now: datetime) -> dict[str, list[str]]:
     claim the boundary for a database computes those it knows while the others wait; then
     each computes those it knows that the first did not. Returns the keys of the views this
     worker computed, by database; nothing when `now` is not served `boundary`'s snapshot
-    (the beat woke too late)."""
+    (the beat woke too late) or the beat rests after the database did not answer it."""
     refresh_s = settings.get_int("REFRESH_S")
-    if serving_instant(now, refresh_s, lead_s()) != boundary:
+    if serving_instant(now, refresh_s, lead_s()) != boundary or time.monotonic() < _worker.resting_until:
         return {}
     before = boundary.timestamp() - refresh_s
     with _worker.lock:
@@ -164,6 +171,7 @@ def compute_ahead(boundary: datetime, now: datetime) -> dict[str, list[str]]:
             tried = cache.cached(claim_key(url, boundary), claimed, timeout_s=3 * refresh_s)
         except SourceUnavailable as exc:
             log.warning("computing ahead of %s: %s", boundary, exc)
+            _worker.resting_until = time.monotonic() + RESTING_INTERVALS * refresh_s
             continue
         if tried is not here:
             here.extend(_compute([view for view in views if view[0] not in tried], boundary))
