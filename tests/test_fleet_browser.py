@@ -75,9 +75,11 @@ def test_a_closed_screen_is_flagged_dark_within_two_intervals(server):
         wait_until(lambda: admin.current_url.endswith("/fleet?lang=en"), message="back at the fleet page")
 
         def listed():
+            """Both screens live, each as its latest refresh said (a page's first refresh may
+            come before its shell knows whether it is a kiosk)."""
             rows = {row["screen"]: row for row in admin.execute_script(ROWS)}
             return rows if {"TV L2", HOSTILE_NAME} <= set(rows) and all(
-                row["state"] == "Live" for row in rows.values()) else None
+                row["state"] == "Live" and row["kiosk"] for row in rows.values()) else None
 
         rows = wait_until(listed, timeout=20, message="both screens live")
         assert rows["TV L2"]["kiosk"] == "Yes" and rows["TV L2"]["scope"] == "Line L2"

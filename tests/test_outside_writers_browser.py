@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import require_browser
-from data import db, demo, kpis, queries, store, timezones
+from data import db, demo, kpis, queries, settings, store, timezones
 from data.models import Department
 from data.words import format_count, format_minutes, format_percent, t
 from tools.browser import AppServer, chromium, console_errors, wait_until
@@ -21,6 +21,9 @@ from tools.browser import AppServer, chromium, console_errors, wait_until
 pytestmark = pytest.mark.browser
 
 REFRESH_S = 5
+# On every screen within an interval and a second of its commit, or, committed after the
+# next snapshot was computed ahead of its boundary, an interval later (docs/wall.md, Refresh).
+ON_SCREEN_WITHIN_S = REFRESH_S + min(float(settings.get("SNAPSHOT_AHEAD_S")), REFRESH_S / 5) + 1
 OUTSIDE_DEPT = "OUT"
 ISSUE_ID = "OUT-1"
 TITLE = "<b>外部写入</b>"
@@ -176,14 +179,14 @@ def test_an_issue_another_process_inserts_and_acknowledges_is_on_every_screen_wi
             f"status) VALUES ('{ISSUE_ID}', 'quality_anomaly', '{TITLE}', 'P1', '{stored(raised)}', "
             f"'{OUTSIDE_DEPT}', 'open')"))
         at, state = first_seen(board, committed, lambda s: s["row"], "the issue on the board")
-        assert at - committed <= REFRESH_S + 1
+        assert at - committed <= ON_SCREEN_WITHIN_S
         # Text from the data is shown as text, and the issue waits for a response.
         assert state["row"]["title"] == TITLE
         assert state["row"]["countdown"].startswith(t("to_ack", "zh"))
         at, _ = first_seen(overview, committed,
                            lambda s: s["tiles"]["open"] == format_count(open_before + 1),
                            "the open tile counting the issue")
-        assert at - committed <= REFRESH_S + 1
+        assert at - committed <= ON_SCREEN_WITHIN_S
         assert_tiles_are_the_kpis(overview, engine, committed)
 
         acknowledged = timezones.utc_now() - timedelta(seconds=30)
@@ -192,7 +195,7 @@ def test_an_issue_another_process_inserts_and_acknowledges_is_on_every_screen_wi
             f"WHERE id = '{ISSUE_ID}'"))
         at, _ = first_seen(board, committed, lambda s: s["row"] and s["row"]["countdown"].startswith(
             t("to_resolve", "zh")), "the issue acknowledged on the board")
-        assert at - committed <= REFRESH_S + 1
+        assert at - committed <= ON_SCREEN_WITHIN_S
         assert_tiles_are_the_kpis(overview, engine, committed)
         for driver in drivers:
             assert console_errors(driver) == []
