@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dash import Input, Output, clientside_callback, dcc, html
 
-from data.words import LANGUAGES, t
+from data.words import LANGUAGE_NAMES, LANGUAGES, t
 
-# Each language named in itself, as a language switch is written everywhere.
-LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
 # The desk pages' navigation: (page, path, word); the last one leads back to the wall.
 DESK_NAV = (("explorer", "/explorer", "desk_nav_explorer"), ("wall", "/", "desk_nav_wall"))
 

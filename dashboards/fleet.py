@@ -16,7 +16,7 @@ from flask import current_app
 
 from dashboards import _desk, _ui
 from data import cache, fleet, settings, timezones
-from data.words import TEXT, language, t
+from data.words import LANGUAGE_NAMES, TEXT, language, t
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,6 @@ dash.register_page(__name__, path="/fleet", name="fleet", title="FloorLink · �
 READ_EVERY_MS = 1000
 COLUMNS = ("state", "screen", "address", "page", "scope", "lang", "kiosk", "build", "browser",
            "first_seen", "last_refresh")
-LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
 # One read of the fleet at a time per worker: a database that does not answer holds one
 # thread of each worker, however many fleet pages are open; the others answer at once.
 _reading = threading.Lock()

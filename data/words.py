@@ -6,6 +6,8 @@ Department and issue-type names come from the database (name_zh / name_en), not 
 from __future__ import annotations
 
 LANGUAGES = ("zh", "en")
+# Each language named in its own script, as a switch between them shows it.
+LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh"
 
 TEXT: dict[str, tuple[str, str]] = {

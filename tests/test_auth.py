@@ -235,6 +235,18 @@ def test_a_form_without_its_csrf_token_is_refused(wall):
     assert kinds(engine) == ["signin_ok", "signout"]
 
 
+def test_the_sign_in_page_names_the_wall_and_offers_the_other_language_keeping_the_way_back(wall):
+    app, _, engine = wall
+    users.create(engine, "wang.wu", "admin", PASSWORD, T0)
+    client = app.server.test_client()
+    page = client.get("/signin?next=/fleet").get_data(as_text=True)
+    assert "FloorLink · 现场协同看板" in page and "<h1>登录</h1>" in page
+    link = re.search(r"class='signin-lang'><a href='([^']+)'>English</a>", page).group(1)
+    english = client.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    assert "FloorLink · Site Operations Wall" in english and "<h1>Sign in</h1>" in english
+    assert "href='/signin?next=/fleet&amp;lang=zh'>中文</a>" in english
+
+
 def test_the_sign_in_goes_back_only_to_a_path_of_this_site(wall):
     app, _, engine = wall
     users.create(engine, "wang.wu", "admin", PASSWORD, T0)

@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from data import db, settings, timezones
 from data.auth import audit, limits, policy, proxy, screens, users
 from data.ingest import api as ingest_api
-from data.words import language, t
+from data.words import LANGUAGE_NAMES, language, t
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +352,8 @@ FORM_STYLE = (
     "color:#e6edf3;background:#0f1720;border:1px solid #3b4b5b;border-radius:4px}"
     "button{padding:.5em 1.5em;font:inherit;color:#0f1720;background:#4fb3ff;border:0;border-radius:4px}"
     ".signin-message{color:#ff8a80}table{border-collapse:collapse;font-size:.8em}"
+    ".signin-brand{margin:0 0 1.5em;color:#8b9bab;font-size:.85em}"
+    ".signin-lang{margin:1.5em 0 0;font-size:.85em}.signin-lang a{color:#4fb3ff}"
     "td,th{padding:.25em .8em;border-bottom:1px solid #2b3845;text-align:left;white-space:pre-wrap}")
 
 
@@ -360,7 +362,8 @@ def _form_page(lang: str, title: str, inner: str, message: str = "") -> str:
     return (f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>FloorLink · {escape(title)}</title><style>{FORM_STYLE}</style></head>"
-            f"<body class='signin-page'><main><h1>{escape(title)}</h1>{shown}{inner}</main></body></html>")
+            f"<body class='signin-page'><main><p class='signin-brand'>FloorLink · "
+            f"{escape(t('app_title', lang))}</p><h1>{escape(title)}</h1>{shown}{inner}</main></body></html>")
 
 
 @bp.route("/signin", methods=["GET", "POST"])
@@ -405,9 +408,17 @@ def signin():
              f"value='{escape(name)}' required></label>"
              f"<label>{escape(t('signin_password', lang))} <input name='password' type='password' "
              f"autocomplete='current-password' required></label>"
-             f"<button type='submit'>{escape(t('signin_button', lang))}</button></form>")
+             f"<button type='submit'>{escape(t('signin_button', lang))}</button></form>"
+             f"<p class='signin-lang'><a href='{escape(_in_other_language(lang))}'>"
+             f"{LANGUAGE_NAMES['en' if lang == 'zh' else 'zh']}</a></p>")
     return flask.Response(_form_page(lang, t("signin_title", lang), inner, message), status=status,
                           headers=headers, mimetype="text/html")
+
+
+def _in_other_language(lang: str) -> str:
+    """This page's address in the other language, the page to go back to kept."""
+    return flask.url_for(flask.request.endpoint, **{**flask.request.args.to_dict(),
+                                                    "lang": "en" if lang == "zh" else "zh"})
 
 
 @bp.route("/signout", methods=["GET", "POST"])
