@@ -6,7 +6,6 @@ why too."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -18,7 +17,6 @@ from tools.browser import AppServer, chromium, wait_until
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 REFRESH_S = 2
 
@@ -70,8 +68,6 @@ def test_a_manager_signs_in_and_reaches_the_page_asked_for(server, browser):
     browser.get(f"{server.url}/explorer")
     wait_until(lambda: "/signin" in browser.current_url, message="the sign-in page")
     assert browser.find_element(By.TAG_NAME, "h1").text == "登录"
-    SHOTS.mkdir(exist_ok=True)
-    browser.save_screenshot(str(SHOTS / "signin-1920x1080-zh.png"))
     sign_in_with(browser, "li.na", "not the password")
     message = wait_until(lambda: browser.find_element(By.CLASS_NAME, "signin-message").text,
                          message="the refusal")

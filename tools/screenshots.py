@@ -263,6 +263,31 @@ def _seed_fleet(url: str) -> None:
     recorder.flush()
 
 
+def signin_page(out: Path, folder: Path) -> None:
+    """The sign-in page a person meets once sign-in is on, in both languages at 1920x1080."""
+    from data.auth import users
+
+    url = f"sqlite:///{folder / 'signin.sqlite'}"
+    engine = db.get_engine(url)
+    db.upgrade_schema(engine)
+    users.create(engine, "wang.wu", "admin", "screenshot admin password", timezones.utc_now())
+    server = AppServer(url, folder, SECRET_KEY="screenshots").start()
+    try:
+        for lang in BOTH:
+            driver = chromium(*FULL_HD)
+            try:
+                driver.get(f"{server.url}/signin?next=/explorer&lang={lang}")
+                wait_until(lambda: driver.execute_script("return document.fonts.status === 'loaded'"),
+                           message="the sign-in page")
+                shot = out / f"signin-{FULL_HD[0]}x{FULL_HD[1]}-{lang}.png"
+                driver.save_screenshot(str(shot))
+                print(shot)
+            finally:
+                driver.quit()
+    finally:
+        server.stop()
+
+
 def fleet_page(out: Path, folder: Path) -> None:
     """The fleet page as an admin sees it, in both languages at 1920x1080."""
     from data.auth import users
@@ -343,6 +368,7 @@ def main() -> None:
     parser.add_argument("--explorer-night", action="store_true",
                         help="only the explorer's three clicks from maintenance's slowest night hour to a trace")
     parser.add_argument("--fleet", action="store_true", help="only the fleet page, as an admin sees it")
+    parser.add_argument("--signin", action="store_true", help="only the sign-in page")
     parser.add_argument("--stale-banner", action="store_true",
                         help="only the overview with its database frozen (a PostgreSQL server of its own)")
     args = parser.parse_args()
@@ -358,9 +384,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             explorer_night(args.out, Path(tmp))
         return
-    if args.fleet or args.stale_banner:
+    alone = fleet_page if args.fleet else signin_page if args.signin else stale_banner if args.stale_banner else None
+    if alone:
         with tempfile.TemporaryDirectory() as tmp:
-            (fleet_page if args.fleet else stale_banner)(args.out, Path(tmp))
+            alone(args.out, Path(tmp))
         return
     with tempfile.TemporaryDirectory() as tmp:
         servers = {}
