@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator,
-    UniqueConstraint, text,
+    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+    TypeDecorator, UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -325,3 +325,100 @@ class WallScreen(Base):
         CheckConstraint(_in("last_outcome", SCREEN_OUTCOMES), name="ck_wall_screen_outcome"),
         Index("ix_wall_screens_last_refresh", "last_refresh"),
     )
+
+
+DELIVERY_STATUSES = ("pending", "sent", "failed")
+
+
+class NotifyPolicy(Base):
+    """One imported escalation policy (data/notify/policy.py): the checked document as JSON.
+    The newest row is the policy in force; the older ones are its history."""
+    __tablename__ = "notify_policies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    imported_by: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(200))
+    document: Mapped[str] = mapped_column(Text)
+
+
+class NotifySilence(Base):
+    """A time in which matching issues do not climb the ladder (planned maintenance, a line
+    stopped on purpose): a step due in it waits for its end. An empty matcher matches all."""
+    __tablename__ = "notify_silences"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    department_code: Mapped[Optional[str]] = mapped_column(String(32))
+    line: Mapped[Optional[str]] = mapped_column(String(32))
+    location_code: Mapped[Optional[str]] = mapped_column(String(64))
+    issue_type: Mapped[Optional[str]] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ck_silence_ends_after_start"),
+                      Index("ix_notify_silences_ends_at", "ends_at"))
+
+
+class Delivery(Base):
+    """One message owed to one channel (the outbox, data/notify/outbox.py): written in the
+    transaction of the event that causes it, sent by the one sender. `key` is the idempotency
+    key (issue, step, channel): the same step cannot be owed twice."""
+    __tablename__ = "notify_outbox"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    issue_id: Mapped[str] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    # "L0".."L9", a repeat as "L3#2", a ping-pong as "PP@<epoch s>"
+    step: Mapped[str] = mapped_column(String(32))
+    level: Mapped[int] = mapped_column(Integer)
+    channel_code: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Not before (quiet hours hold a message to their end).
+    deliver_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The message as written (data/notify/messages.Message as JSON): what is sent, later too.
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    sent_at: Mapped[Optional[datetime]] = mapped_column(UtcDateTime)
+    # The delivery whose request carried this one (itself, or a digest's first).
+    sent_in: Mapped[Optional[int]] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    __table_args__ = (
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="ck_delivery_status"),
+        Index("ix_notify_outbox_due", "status", "next_attempt_at"),
+        Index("ix_notify_outbox_issue", "issue_id"),
+        Index("ix_notify_outbox_created_at", "created_at"),
+    )
+
+
+class AckLinkUse(Base):
+    """The one use of a signed acknowledgement link (data/notify/links.py), keyed by the
+    link's nonce: a second tap finds it and says what already happened."""
+    __tablename__ = "ack_link_uses"
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    issue_id: Mapped[str] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    used_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(100))
+
+
+class NotifyLease(Base):
+    """Who sends: one sender holds the lease and renews it; another takes it only once it
+    has lapsed, so gunicorn's workers and a second host never send twice."""
+    __tablename__ = "notify_lease"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class IssuePhoto(Base):
+    """A photo taken at the station when the issue was raised (the andon page)."""
+    __tablename__ = "issue_photos"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_id: Mapped[str] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    content_type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (Index("ix_issue_photos_issue", "issue_id"),)
