@@ -409,25 +409,31 @@ def _expect_ok(reply: Reply, what: str) -> None:
         raise LoadTestError(f"{what} answered HTTP {reply.status}: {reply.body[:300]!r}")
 
 
-def page_scope(pages_answer: dict) -> tuple[str, dict]:
-    """The wall page the page callback's layout holds, and its scope Store's data."""
+def component_props(answer) -> list[dict]:
+    """The props of every component in a callback's answer, outermost first."""
     found = []
 
     def walk(node):
         if isinstance(node, dict):
-            props = node.get("props", {})
-            if isinstance(props.get("id"), str) and props["id"] in {f"{page}-scope" for page in WALL_PAGES}:
-                found.append((props["id"].removesuffix("-scope"), props["data"]))
+            if isinstance(node.get("props"), dict):
+                found.append(node["props"])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
             for value in node:
                 walk(value)
 
-    walk(pages_answer)
-    if not found:
-        raise LoadTestError("the page callback did not send a wall page (no page scope)")
-    return found[0]
+    walk(answer)
+    return found
+
+
+def page_scope(pages_answer: dict) -> tuple[str, dict]:
+    """The wall page the page callback's layout holds, and its scope Store's data."""
+    scopes = {f"{page}-scope" for page in WALL_PAGES}
+    for props in component_props(pages_answer):
+        if isinstance(props.get("id"), str) and props["id"] in scopes:
+            return props["id"].removesuffix("-scope"), props["data"]
+    raise LoadTestError("the page callback did not send a wall page (no page scope)")
 
 
 # ---- the server and what its workers record ---------------------------------------------

@@ -60,7 +60,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from bench.ingest_api import LIFE, REQUEST_TIMEOUT_S, Sender
 from bench.load import (BENCH_KIND_HEADER, COMPUTATION_KIND, Connection, IssueWriter, Screen,
-                        Server, Simulator, callback_request, clear_redis, database_host,
+                        Server, Simulator, callback_request, component_props, clear_redis, database_host,
                         find_callback, machine_facts, percentile, process_facts, require_loopback,
                         schedule, session_pids, settled_after, wall_statement, warm_up)
 
@@ -267,23 +267,10 @@ def run_clients(port: int, tokens: list[str], tag: str, codes: dict, per_request
 # ---- the managers in the explorer (a process of their own) ----------------------------------
 
 def _explorer_store(pages_answer: dict) -> dict:
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            props = node.get("props", {})
-            if props.get("id") == "explorer-state":
-                found.append(props["data"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(pages_answer)
-    if not found:
-        raise RuntimeError("the page callback did not send the explorer (no explorer-state)")
-    return found[0]
+    for props in component_props(pages_answer):
+        if props.get("id") == "explorer-state":
+            return props["data"]
+    raise RuntimeError("the page callback did not send the explorer (no explorer-state)")
 
 
 class Manager:
