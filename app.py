@@ -30,10 +30,11 @@ log = logging.getLogger("floorlink")
 
 def create_app(database_url: str | None = None) -> dash.Dash:
     """The Dash app on `database_url` (default: the configured database)."""
-    from dashboards import _ui
+    from dashboards import _ui, ack, andon
     from data import cache
     from data.auth import headers, limits, web
     from data.ingest import api
+    from data.notify import outbox
 
     app = dash.Dash(
         __name__,
@@ -41,6 +42,8 @@ def create_app(database_url: str | None = None) -> dash.Dash:
         pages_folder="dashboards",
         title="FloorLink 现场协同看板",
         update_title=None,
+        # The floor's plain pages (andon, phone) link their own files there; Dash's pages do not load them.
+        assets_path_ignore=["^forms$"],
     )
     server = app.server
     server.config["FLOORLINK_DATABASE_URL"] = database_url or settings.database_url()
@@ -50,6 +53,10 @@ def create_app(database_url: str | None = None) -> dash.Dash:
     # redirected; one that matches no route answers JSON all the same.
     server.url_map.merge_slashes = False
     server.register_blueprint(api.bp)
+    server.register_blueprint(andon.bp)
+    server.register_blueprint(ack.bp)
+    # What the API, the andon and the phone pages write owes its messages in its transaction.
+    outbox.listen()
     server.register_error_handler(HTTPException, api.routing_error)
     app.layout = _ui.app_shell()
     _guard_requests(server, api)
@@ -235,15 +242,15 @@ def run_embedded(fill_demo: bool, simulate: bool) -> None:
         click.echo("--demo: the database already holds data; the demo plant was not written.", err=True)
     if embedded or simulate:
         log.info("starting the live simulator")
-        _start_simulator()
+        _start_beside("_simulate")
     _serve(settings.get("HOST"), settings.get_int("PORT"))
 
 
-def _start_simulator() -> None:
-    """The live simulator in a process of its own, stopped with this one: the server's
+def _start_beside(function: str) -> None:
+    """`app.<function>()` in a process of its own, stopped with this one: the server's
     workers are forked from this process, and a thread running here would be forked with
     whatever locks it holds."""
-    process = subprocess.Popen([sys.executable, "-c", "import app; app._simulate()"],
+    process = subprocess.Popen([sys.executable, "-c", f"import app; app.{function}()"],
                                cwd=Path(__file__).resolve().parent)
     server_pid = os.getpid()
 
@@ -256,6 +263,10 @@ def _start_simulator() -> None:
 
 def _simulate() -> None:
     from data.demo import simulator
+    from data.notify import outbox
+
+    # The issues it raises and passes back owe their messages in their own transactions.
+    outbox.listen()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -273,7 +284,8 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 def _serve(host: str, port: int) -> None:
-    """Serve with gunicorn on gunicorn.conf.py (workers, threads, timeouts), as in production."""
+    """Serve with gunicorn on gunicorn.conf.py (workers, threads, timeouts), as in production,
+    with the one sender of pushed messages beside it unless NOTIFY_SENDER is 0."""
     from gunicorn.app.base import Application
 
     db.bound_waits()
@@ -282,6 +294,9 @@ def _serve(host: str, port: int) -> None:
         db.check_schema(db.get_engine())
     except db.SchemaOutdated as exc:
         raise click.ClickException(str(exc)) from exc
+    if settings.get("NOTIFY_SENDER") != "0":
+        log.info("starting the sender of pushed messages")
+        _start_beside("_notify_forever")
 
     class Server(Application):
         def load_config(self):
@@ -627,6 +642,151 @@ def screens_listed(everything: bool) -> None:
                    f"{screen.page:9} {_shown(screen.last_refresh):16}  {fleet.short_browser(screen.user_agent)}")
     if read.hidden:
         click.echo(f"{read.hidden} screen(s) dark for over {fleet.LONG_GONE.days} days not listed (--all lists them)")
+
+
+@cli.group()
+def notify() -> None:
+    """Push and escalation: the policy, silences and the one sender (docs/notify.md)."""
+
+
+@notify.command("run")
+def notify_run() -> None:
+    """Run the sender: take the ladder's steps and deliver the outbox, until stopped
+    (SIGTERM finishes the request in hand). One sender sends at a time, however many run."""
+    _notify_forever()
+
+
+def _notify_forever() -> None:
+    import signal
+
+    from data.notify import outbox, sender
+
+    engine = db.get_engine()
+    db.upgrade_schema(engine)
+    outbox.listen()
+    running = sender.Sender(engine)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: running.stop())
+    log.info("sender %s started", running.holder)
+    running.run()
+
+
+@notify.group("policy")
+def notify_policy() -> None:
+    """The escalation policy: check a file, import it, export the one in force."""
+
+
+@notify_policy.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def notify_policy_check(file: Path) -> None:
+    """Check FILE against the database without importing it; list every problem."""
+    from data.notify import policy
+
+    try:
+        checked = policy.check(db.get_engine(), file.read_text(encoding="utf-8"), file.name)
+    except policy.PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(policy.described(checked))
+
+
+@notify_policy.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def notify_policy_import(file: Path) -> None:
+    """Make FILE the policy in force, if it holds whole (nothing changes otherwise)."""
+    from data.auth import audit
+    from data.notify import policy
+
+    engine = db.get_engine()
+    db.upgrade_schema(engine)
+    now = timezones.utc_now()
+    try:
+        stored = policy.store(engine, file.read_text(encoding="utf-8"), file.name, _operator(), now)
+    except policy.PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+    audit.record(engine, "notify_policy", _operator(), now,
+                 detail=f"policy {stored.id} from {file.name}: {policy.shown_json(stored)}")
+    click.echo(policy.described(stored))
+    click.echo(f"policy {stored.id} is in force", err=True)
+
+
+@notify_policy.command("export")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: standard output).")
+def notify_policy_export(out: Path | None) -> None:
+    """Write the policy in force as it was imported (its comments kept)."""
+    from data.notify import policy
+
+    with db.get_engine().connect() as conn:
+        row = policy.stored(conn)
+    if row is None:
+        raise click.ClickException("no policy was imported: python app.py notify policy import FILE")
+    if out is None:
+        click.echo(row.document, nl=False)
+    else:
+        out.write_text(row.document, encoding="utf-8")
+        click.echo(f"policy {row.id} ({row.source}, imported {_shown(row.imported_at)}) written to {out}",
+                   err=True)
+
+
+@notify.group("silence")
+def notify_silence() -> None:
+    """Silences: while one matches an issue, its ladder waits (planned maintenance)."""
+
+
+@notify_silence.command("add")
+@click.option("--from", "starts", type=INSTANT, default=None, help="Start, ISO 8601 (default: now).")
+@click.option("--until", "ends", type=INSTANT, required=True, help="End, ISO 8601.")
+@click.option("--reason", required=True, help="Why, e.g. 'L2 planned maintenance'.")
+@click.option("--department", default=None, help="Only issues held by this department.")
+@click.option("--line", default=None, help="Only issues at this line's locations.")
+@click.option("--location", default=None, help="Only issues at this location.")
+@click.option("--type", "issue_type", default=None, help="Only issues of this type.")
+def notify_silence_add(starts, ends, reason, department, line, location, issue_type) -> None:
+    """Silence the ladders of the matching issues from --from until --until."""
+    from data.auth import audit
+    from data.notify import silences
+
+    engine = db.get_engine()
+    now = timezones.utc_now()
+    try:
+        row = silences.add(engine, starts_at=starts or now, ends_at=ends, reason=reason,
+                           created_by=_operator(), now=now, department_code=department, line=line,
+                           location_code=location, issue_type=issue_type)
+    except silences.SilenceError as exc:
+        raise click.ClickException(str(exc)) from None
+    audit.record(engine, "notify_silence", _operator(), now, detail=f"silence {row.id} added: {reason}")
+    click.echo(f"silence {row.id}: {_shown(row.starts_at)} to {_shown(row.ends_at)}")
+
+
+@notify_silence.command("list")
+def notify_silence_list() -> None:
+    """The silences running or to come."""
+    from data.notify import silences
+
+    rows = silences.listed(db.get_engine(), timezones.utc_now())
+    if not rows:
+        click.echo("no silence running or to come")
+    for row in rows:
+        matches = ", ".join(f"{name} {value}" for name, value in (
+            ("department", row.department_code), ("line", row.line), ("location", row.location_code),
+            ("type", row.issue_type)) if value) or "every issue"
+        click.echo(f"{row.id:>4}  {_shown(row.starts_at)} to {_shown(row.ends_at)}  {matches}  "
+                   f"{row.reason}  ({row.created_by})")
+
+
+@notify_silence.command("end")
+@click.argument("silence_id", type=int)
+def notify_silence_end(silence_id: int) -> None:
+    """End silence SILENCE_ID now (one not begun yet is withdrawn)."""
+    from data.auth import audit
+    from data.notify import silences
+
+    engine = db.get_engine()
+    now = timezones.utc_now()
+    if not silences.end(engine, silence_id, now):
+        raise click.ClickException(f"silence {silence_id} is not running nor to come")
+    audit.record(engine, "notify_silence", _operator(), now, detail=f"silence {silence_id} ended")
+    click.echo(f"silence {silence_id} ended")
 
 
 @cli.command("audit")

@@ -190,8 +190,8 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     },
 
     /* The issue board, redrawn every second: countdowns from absolute deadlines, in the
-       order of urgency (docs/wall.md), paged instead of scrolled. A row pulses during its
-       first minute overdue, then stays steady red. A screen replaying an instant counts
+       order of urgency (docs/wall.md), paged instead of scrolled. An overdue row pulses
+       until somebody acknowledges it (the andon's call), then stays steady red. A screen replaying an instant counts
        down to that instant, which does not move; only its pages turn. Every open issue is
        ordered, but only the rows of the page shown are built, and drawn only when they
        changed, so a board of thousands costs a page's worth of components at most a second.
@@ -204,6 +204,8 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       const replay = config && config.replay_ms;
       const now = replay || Date.now();
       const rows = data.rows.map((r) => floorlinkUrgency(r, now)).sort(floorlinkByUrgency);
+      // On a screen asked to (?sound=1), an issue that turns overdue sounds the andon's tone.
+      floorlinkSoundOnOverdue(rows, config);
       if (!rows.length) {
         return [[data.state === "empty" ? floorlinkDiv("empty", tx.no_data)
                  : data.state === "quiet" ? floorlinkDiv("empty", tx.no_open_issues)
@@ -361,8 +363,8 @@ function floorlinkTraceQuery(config) {
 }
 
 /* One board row at `now` from its urgency (floorlinkUrgency): its cells by column.
-   `pulse`: whether a row in its first minute overdue pulses (not on a replayed instant,
-   where it would for ever). `trace`: the query of the link from its number to its trace
+   `pulse`: whether an overdue row nobody has acknowledged pulses (not on a replayed
+   instant, which stands still). `trace`: the query of the link from its number to its trace
    (/issue/<id>), or null for no link. The id is the link's child, text whatever it holds. */
 function floorlinkBoardRow(u, now, tx, pulse, trace) {
   const r = u.row, left = u.left;
@@ -376,7 +378,7 @@ function floorlinkBoardRow(u, now, tx, pulse, trace) {
                                className: "trace-link", children: r.id});
   return {
     id: r.id,
-    cls: "row" + (overdue ? " overdue" + (pulse && -left < 60 * 1000 ? " fresh" : "") : soon ? " due-soon" : ""),
+    cls: "row" + (overdue ? " overdue" + (pulse && !acked ? " calling" : "") : soon ? " due-soon" : ""),
     cells: {
       severity: floorlinkSpan(r.severity, "c-severity sev sev-" + r.severity),
       id: floorlinkSpan(number, "c-id"),
@@ -438,4 +440,98 @@ function floorlinkPage(box, rows, pageS, now) {
   const pages = Math.max(1, Math.ceil(rows.length / per));
   const page = pageS ? Math.floor(now / 1000 / pageS) % pages : 0;
   return {rows: rows.slice(page * per, page * per + per), page: page, pages: pages, per: per};
+}
+
+/* ---- sound: a tone when an issue on the board turns overdue (?sound=1) ----------------- */
+
+/* The tones this page has played (tests read it), and what the sound keeps between two
+   drawings of the board: the Web Audio context, and each deadline on the board at the last
+   drawing with whether it was past (null before the first drawing after the page loads). */
+window.floorlinkTones = 0;
+window.floorlinkSound = {context: null, seen: null};
+
+/* Compare the board with its last drawing: a deadline that was ahead and is now past (an
+   issue's response limit, later its resolution limit) sounds one tone, however many turned
+   together; one already past at the first drawing, or that stays past, sounds none. Nothing
+   on a replayed instant, which stands still, or on a screen not asked to sound. */
+function floorlinkSoundOnOverdue(urgencies, config) {
+  if (!config || !config.sound || config.replay_ms) { return; }
+  const sound = window.floorlinkSound;
+  const context = floorlinkSoundContext(config.texts);
+  const seen = {};
+  let turned = false;
+  for (const u of urgencies) {
+    const key = u.row.id + (u.row.acknowledged_ms !== null ? " resolve" : " respond");
+    seen[key] = u.state === 0;
+    turned = turned || (seen[key] && sound.seen !== null && sound.seen[key] === false);
+  }
+  sound.seen = seen;
+  if (turned && context && context.state === "running") {
+    floorlinkTone(context);
+    window.floorlinkTones += 1;
+  }
+}
+
+/* The page's audio context, made at the board's first drawing. A browser keeps it suspended
+   until a person touches the page (its autoplay rules) unless started with
+   --autoplay-policy=no-user-gesture-required (docs/wall.md): then the header asks for a tap,
+   and any click, touch or key resumes it. None in a browser without Web Audio. */
+function floorlinkSoundContext(tx) {
+  const sound = window.floorlinkSound;
+  if (sound.context) {
+    floorlinkSoundNotice(sound.context.state !== "running", tx);
+    return sound.context;
+  }
+  const Context = window.AudioContext || window.webkitAudioContext;
+  if (!Context) { return null; }
+  const context = sound.context = new Context();
+  const wake = function () {
+    context.resume().catch(function () {});
+  };
+  for (const name of ["click", "touchend", "keydown"]) {
+    document.addEventListener(name, wake, true);
+  }
+  context.onstatechange = function () {
+    floorlinkSoundNotice(context.state !== "running", tx);
+  };
+  context.resume().catch(function () {});
+  return context;
+}
+
+/* The header's "tap to enable sound", shown while the audio context is suspended. */
+function floorlinkSoundNotice(show, tx) {
+  let notice = document.getElementById("wall-sound");
+  if (!show) {
+    if (notice) { notice.remove(); }
+    return;
+  }
+  const header = document.querySelector(".wall-header");
+  if (!header) { return; }
+  if (!notice) {
+    notice = document.createElement("button");
+    notice.id = "wall-sound";
+    notice.type = "button";
+    notice.className = "wall-sound";
+    header.insertBefore(notice, header.querySelector(".wall-updated"));
+  }
+  notice.textContent = (tx && tx.sound_enable) || "🔇";
+}
+
+/* The andon's call: two short beeps in half a second, faded in and out so they do not click. */
+function floorlinkTone(context) {
+  const start = context.currentTime + 0.02;
+  const tone = context.createOscillator();
+  const gain = context.createGain();
+  tone.type = "square";
+  tone.frequency.value = 880;
+  gain.gain.setValueAtTime(0, start);
+  for (const beep of [0, 0.3]) {
+    gain.gain.setValueAtTime(0, start + beep);
+    gain.gain.linearRampToValueAtTime(0.2, start + beep + 0.01);
+    gain.gain.setValueAtTime(0.2, start + beep + 0.19);
+    gain.gain.linearRampToValueAtTime(0, start + beep + 0.2);
+  }
+  tone.connect(gain).connect(context.destination);
+  tone.start(start);
+  tone.stop(start + 0.5);
 }

@@ -168,6 +168,16 @@ def kiosk_params(params: dict[str, str], pages: list[str]) -> KioskParams:
                        notices, at)
 
 
+def sound_param(params: dict[str, str], lang: str) -> tuple[bool, str | None]:
+    """?sound=: whether the screen sounds a tone when an issue on its board turns overdue
+    (assets/wall.js); off unless asked. A bad value leaves it off and the notice says so."""
+    value = params.get("sound", "0")
+    sound = KIOSK_VALUES.get(value.strip().lower())
+    if sound is None:
+        return False, t("param_sound_invalid", lang).format(value=_shown(value))
+    return sound, None
+
+
 def _seconds(value: str) -> int:
     """?every= as whole seconds inside EVERY_RANGE_S: a number is rounded and clamped (1e9 is
     the longest, -5 the shortest), anything else is the default."""
@@ -220,6 +230,7 @@ def _shell_texts(search, pathname):
     pages = wall_pages()
     asked = kiosk_params(params, [p["name"] for p in pages])
     lang, at = asked.lang, asked.at
+    sound, sound_refused = sound_param(params, lang)
     # The navigation keeps the language and the instant replayed.
     keep = "?" + urlencode({"lang": lang, **({"at": at_param(at)} if at else {})}, safe=":")
     nav = [dcc.Link(t(f"page_{p['name']}", lang), href=p["path"] + keep) for p in pages]
@@ -231,9 +242,11 @@ def _shell_texts(search, pathname):
         "links": not asked.kiosk, "kiosk": asked.kiosk, "at": at_param(at) if at else None,
         "rotate": [{"path": page_path(n), "label": t(f"page_{n}", lang)} for n in asked.rotate],
         "every_s": asked.every_s,
+        # A tone when an issue on the board turns overdue (never on a replayed instant).
+        "sound": sound,
         "texts": {k: t(k, lang) for k in ("updated", "stale", "stale_detail", "db_unreachable",
                                            "server_unreachable", "server_error", "retrying",
-                                           "now_showing")},
+                                           "now_showing", "sound_enable")},
     }
     root_class = f"wall-root lang-{lang}" + (" kiosk" if asked.kiosk else "") + (" replay" if at else "")
     page = page_at(pathname)
@@ -241,7 +254,8 @@ def _shell_texts(search, pathname):
     label = scope_label(lang, _department_name(params.get("dept"), lang), params.get("line"),
                         "dept" in follows) if page else ""
     replay = t("replay_label", lang).format(at=site_time(at)) if at else ""
-    return t("app_title", lang), nav, config, root_class, label, " · ".join(asked.notices), replay
+    notices = [*asked.notices, *([sound_refused] if sound_refused else [])]
+    return t("app_title", lang), nav, config, root_class, label, " · ".join(notices), replay
 
 
 def _department_name(department: str | None, lang: str) -> str | None:

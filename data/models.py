@@ -359,6 +359,17 @@ class NotifySilence(Base):
                       Index("ix_notify_silences_ends_at", "ends_at"))
 
 
+class NotifyStep(Base):
+    """A ladder step taken for an issue (data/notify/outbox.py): the step's idempotency, so a
+    restarted or second notifier never takes it again."""
+    __tablename__ = "notify_steps"
+    issue_id: Mapped[str] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[str] = mapped_column(String(32), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Delivery(Base):
     """One message owed to one channel (the outbox, data/notify/outbox.py): written in the
     transaction of the event that causes it, sent by the one sender. `key` is the idempotency
@@ -389,6 +400,8 @@ class Delivery(Base):
         Index("ix_notify_outbox_due", "status", "next_attempt_at"),
         Index("ix_notify_outbox_issue", "issue_id"),
         Index("ix_notify_outbox_created_at", "created_at"),
+        # A digest's size on the delivery log; a restarted sender's last minute per channel.
+        Index("ix_notify_outbox_sent_in", "sent_in"),
     )
 
 

@@ -92,6 +92,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUTH_PROXY_NETWORKS", "",
             "Addresses (CIDRs, comma separated) of that reverse proxy: the header is trusted from "
             "them alone, e.g. 127.0.0.1/32."),
+    Setting("NOTIFY_SENDER", "1",
+            "1: `python app.py run` and `serve` start the one sender of pushed messages beside the "
+            "web server; 0: it runs as its own service (`python app.py notify run`)."),
+    Setting("PUBLIC_URL", "",
+            "The address phones and tablets open FloorLink at (e.g. https://floorlink.plant.example): "
+            "the origin of the acknowledgement links in pushed messages and of the stations' QR "
+            "codes; empty: http://HOST:PORT."),
+    Setting("ACK_LINK_HOURS", "24",
+            "Hours an acknowledgement link in a pushed message works; it works once."),
     Setting("STAR_MIN_ISSUES", "5",
             "Issues a department must have raised in the last 7 days to compete for the collaboration star."),
     Setting("SHORTAGE_ISSUE_TYPES", "material_shortage",
@@ -116,6 +125,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SIMULATOR_ISSUES_PER_HOUR", "5", "Issues the live simulator raises per hour on the embedded default."),
     Setting("SIMULATOR_MOVES_PER_HOUR", "30", "Material movements the live simulator writes per hour on the embedded default."),
     Setting("SIMULATOR_TICK_S", "5", "Seconds between live simulator steps."),
+    Setting("SMTP_HOST", "", "Mail server that e-mail channels send through; empty: e-mail channels fail as not configured."),
+    Setting("SMTP_PORT", "25", "Port of the mail server (587 with SMTP_STARTTLS=1 on most servers)."),
+    Setting("SMTP_USER", "", "User name to sign in to the mail server with; empty: send without signing in."),
+    Setting("SMTP_PASSWORD", "", "Password of SMTP_USER on the mail server.", secret=True),
+    Setting("SMTP_FROM", "floorlink@localhost", "Sender address of FloorLink's e-mails."),
+    Setting("SMTP_STARTTLS", "0",
+            "1: encrypt the connection to the mail server with STARTTLS and check its certificate; "
+            "a server that does not offer it gets no mail."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -190,6 +207,11 @@ def get_pair(name: str) -> tuple[float, float]:
     except ValueError:
         raise ValueError(f"setting {name} must be two numbers like '0.9,0.75', got {value!r}") from None
     return first, second
+
+
+def public_url() -> str:
+    """Where people outside the server reach it: PUBLIC_URL, else this server's own address."""
+    return (get("PUBLIC_URL") or f"http://{get('HOST')}:{get('PORT')}").rstrip("/")
 
 
 def database_url() -> str:

@@ -465,9 +465,18 @@ def _event(session: Session, issue: Issue, at: datetime, kind: str, actor: str |
     when another held it). Who recorded it is the session's writer (record_as)."""
     lifecycle.check_not_before(issue.id, kind, at, "raised", issue.raised_at)
     issue.updated_at = timezones.utc_now()
-    session.add(IssueEvent(issue_id=issue.id, at=at, kind=kind,
-                           department_code=department_code or issue.owner_department_code,
-                           actor=actor, note=note, source=session.info.get("source")))
+    event = IssueEvent(issue_id=issue.id, at=at, kind=kind,
+                       department_code=department_code or issue.owner_department_code,
+                       actor=actor, note=note, source=session.info.get("source"))
+    session.add(event)
+    for listener in EVENT_LISTENERS:
+        listener(session, issue, event)
+
+
+# Called as listener(session, issue, event) for every life-cycle event written here, inside
+# the event's transaction: data.notify.outbox owes the messages an event causes there, so a
+# raise and its push commit together or not at all (data.notify.outbox.listen adds it).
+EVENT_LISTENERS: list = []
 
 
 def raise_issue(session: Session, *, issue_id: str, issue_type: str, title: str, severity: str,

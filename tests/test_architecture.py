@@ -11,8 +11,11 @@ SUBPACKAGES = sorted(p.name for p in DATA.iterdir() if (p / "__init__.py").exist
 # One-way dependencies between sub-packages that are real (docs/architecture.md): the
 # explorer draws the figures of the analysis package, and the reports take their figures by
 # department from its grouped pass; the analysis package knows nothing of either. Screen
-# tokens are made like the ingest API's tokens (data/auth/screens.py).
-ALLOWED = {"explorer": {"analysis"}, "reports": {"analysis"}, "auth": {"ingest"}}
+# tokens are made like the ingest API's tokens (data/auth/screens.py). Acknowledgement links
+# are signed with a key derived from the session key (data/notify/links.py). The demo plant
+# comes with an escalation policy (data/demo/escalation.yaml).
+ALLOWED = {"explorer": {"analysis"}, "reports": {"analysis"}, "auth": {"ingest"}, "notify": {"auth"},
+           "demo": {"notify"}}
 
 
 def imported_modules(path: Path) -> set[str]:

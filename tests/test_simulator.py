@@ -56,7 +56,7 @@ def test_steps_raise_hand_on_answer_resolve_and_move_material(plant):
     with plant.connect() as conn:
         newest = simulator.newest_instant(conn)
     done = run(plant)
-    for kind in ("raised", "acknowledged", "reassigned", "escalated", "resolved", "closed"):
+    for kind in ("raised", "acknowledged", "reassigned", "resolved", "closed"):
         assert done[kind] > 0, kind
     assert done["movements"] > 4 * 200 * 0.7
     assert done["plan_rows"] > 0
@@ -64,7 +64,7 @@ def test_steps_raise_hand_on_answer_resolve_and_move_material(plant):
     assert len(written["issues"]) == done["raised"]
     assert len(written["moves"]) == done["movements"]
     after = Counter(row.kind for row in written["events"] if row.at > newest)
-    for kind in ("raised", "acknowledged", "reassigned", "escalated", "resolved", "closed"):
+    for kind in ("raised", "acknowledged", "reassigned", "resolved", "closed"):
         assert after[kind] == done[kind], kind
     # The first step carried on from the demo plant's last record, not from an earlier time.
     assert min(row.raised_at for row in written["issues"]) > newest
@@ -96,9 +96,8 @@ def test_simulated_data_obeys_the_contract(plant):
     assert (joined["at"] >= joined["raised_at"]).all()
     done = issues.dropna(subset=["resolved_at"])
     assert (done["acknowledged_at"] <= done["resolved_at"]).all()
-    escalated = joined[joined["kind"] == "escalated"]
-    waited = (escalated["at"] - escalated["raised_at"]) / pd.Timedelta(minutes=1)
-    assert (waited >= escalated["ack_minutes"]).all()
+    # Escalations are the notifier's, by the plant's policy (tests/test_notify_outbox.py).
+    assert not (joined[joined["at"] > END]["kind"] == "escalated").any()
     holder = joined.groupby("issue_id")["department_code"].last()
     assert (holder == issues.set_index("id")["owner_department_code"].reindex(holder.index)).all()
     for on_hand in stock:

@@ -33,13 +33,14 @@ def free_port() -> int:
 
 
 class AppServer:
-    """`python app.py serve` on a free port, with its own settings."""
+    """`python app.py serve` on a free port, with its own settings; without the sender of
+    pushed messages unless NOTIFY_SENDER=1 is given (it would escalate the test's issues)."""
 
     def __init__(self, database_url: str, tmp_path: Path, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "DATABASE_URL": database_url, "CACHE_DIR": str(tmp_path / "cache"),
-                    "REFRESH_S": "2", "PYTHONUNBUFFERED": "1", **env}
+                    "REFRESH_S": "2", "PYTHONUNBUFFERED": "1", "NOTIFY_SENDER": "0", **env}
         if "REDIS_URL" not in env:
             self.env.pop("REDIS_URL", None)
         self.log = tmp_path / f"server-{self.port}.log"
@@ -68,8 +69,9 @@ class AppServer:
         self.process = None
 
 
-def chromium(width: int = 1920, height: int = 1080, performance_log: bool = False):
-    """Headless Debian Chromium through its chromedriver, with the flags this network needs."""
+def chromium(width: int = 1920, height: int = 1080, performance_log: bool = False, flags: tuple[str, ...] = ()):
+    """Headless Debian Chromium through its chromedriver, with the flags this network needs
+    and `flags` (a kiosk's, such as its autoplay policy)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -77,7 +79,7 @@ def chromium(width: int = 1920, height: int = 1080, performance_log: bool = Fals
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--hide-scrollbars", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", f"--window-size={width},{height}",
-                 "--force-device-scale-factor=1"):
+                 "--force-device-scale-factor=1", *flags):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium")
     logging_prefs = {"browser": "ALL"}

@@ -10,7 +10,10 @@ service-desk log (../shared/data/real/), imported into a database of its own. Wi
 --explorer-night it takes only the explorer's three clicks from maintenance's slowest night
 hour to one issue's trace, on a demo plant with a fixed end. With --fleet it takes only the
 fleet page as an admin sees it, eight screens in their states; with --stale-banner only the
-overview with its database frozen under it (a PostgreSQL server of its own).
+overview with its database frozen under it (a PostgreSQL server of its own); with --deliveries
+only the delivery log as an admin sees it, a morning's messages to six channels. With
+--phone-ack only the phone page an acknowledgement link opens, on an overdue issue of the
+demo plant; with --andon only a station's andon page on a tablet and the sheet of QR codes.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from data.words import t
 from tools.browser import ROOT, AppServer, chromium, click_plot, console_errors, missing_browser, wait_until
 
 FULL_HD, UHD, PHONE = (1920, 1080), (3840, 2160), (390, 844)
+TABLET, A4 = (1280, 800), (794, 1123)
 BOTH = ("zh", "en")
 # (file name, plant, path, size, languages)
 SHOTS = [
@@ -320,6 +324,116 @@ def fleet_page(out: Path, folder: Path) -> None:
         server.stop()
 
 
+# The delivery log of the screenshot: (minutes ago, the issue's place in the newest issues,
+# step, channel, status, attempts, seconds to send, the error), oldest first. The maintenance
+# robot was throttled once (sent again ten minutes later) and takes a burst of L1 steps as one
+# digest; the plant's Feishu robot is refused (its secret was changed on one side only), the
+# MES webhook answers 503 and is retried, and the managers' mail waits for quiet hours to end.
+DELIVERIES = (
+    (215, 11, "L0", "wecom-prd", "sent", 1, 2, None),
+    (190, 10, "L0", "wecom-qa", "sent", 1, 1, None),
+    (176, 9, "L0", "dingtalk-mnt", "sent", 1, 1, None),
+    (165, 11, "L1", "wecom-prd", "sent", 1, 1, None),
+    (150, 8, "L0", "wecom-qa", "sent", 1, 2, None),
+    (131, 7, "PP@", "wecom-qa", "sent", 1, 1, None),
+    (128, 7, "PP@", "feishu-plant", "failed", 1, None,
+     "feishu 19021 sign match fail or timestamp is not within one hour from current time"),
+    (96, 6, "L0", "dingtalk-mnt", "sent", 2, 601, None),
+    *((61, n, "L1", "dingtalk-mnt", "sent", 1, "digest", None) for n in (5, 4, 3, 2, 1, 0)),
+    (58, 9, "L2", "feishu-plant", "failed", 1, None,
+     "feishu 19021 sign match fail or timestamp is not within one hour from current time"),
+    (42, 5, "L2", "wecom-prd", "sent", 1, 1, None),
+    (24, 3, "L0", "webhook-mes", "sent", 1, 1, None),
+    (12, 4, "L2", "email-managers", "pending", 0, None, None),
+    (9, 2, "L3", "email-managers", "pending", 0, None, None),
+    (4, 1, "L1", "webhook-mes", "pending", 3, None, "webhook HTTP 503"),
+    (3, 0, "L0", "webhook-mes", "pending", 2, None, "webhook HTTP 503"),
+    (1, 0, "L0", "wecom-qa", "sent", 1, 1, None),
+)
+DELIVERIES_READY = "return document.querySelectorAll('#deliveries-rows tr').length === arguments[0];"
+
+
+def _seed_deliveries(url: str) -> None:
+    """The outbox as the sender would have left it, its instants just before now, for the
+    newest issues of the demo plant; the managers' mail held until 07:00 site time."""
+    from sqlalchemy import insert, select
+
+    from data.models import Delivery, SlaRule
+    from data.notify.messages import Message
+
+    now = timezones.utc_now()
+    engine = db.get_engine(url)
+    with engine.begin() as conn:
+        issues = conn.execute(select(Issue.id, Issue.severity, SlaRule.name_zh, SlaRule.name_en)
+                              .join(SlaRule, SlaRule.issue_type == Issue.issue_type)
+                              .order_by(Issue.raised_at.desc()).limit(12)).all()
+        site = timezones.to_site(now)
+        morning = site.replace(hour=7, minute=0, second=0, microsecond=0)
+        quiet_end = (morning if morning > site else morning + timedelta(days=1)).astimezone(timezone.utc)
+        rows, digest = [], None
+        for n, (minutes, which, step, channel, status, attempts, send_s, error) in enumerate(DELIVERIES, 1):
+            issue = issues[which]
+            written = now - timedelta(minutes=minutes, seconds=n)
+            step = f"PP@{int(written.timestamp())}" if step == "PP@" else step
+            level = 9 if step.startswith("PP@") else int(step[1])
+            word = ("来回转派", "Ping-pong") if level == 9 else ("新问题", "New issue") if level == 0 else ("升级", "Escalated")
+            head = f"[{issue.severity}]" + ("" if level == 9 else f" L{level}")
+            title = f"{head} {word[0]} · {issue.id} · {issue.name_zh}"
+            if channel == "email-managers":
+                title += f" / {head} {word[1]} · {issue.id} · {issue.name_en}"
+            if send_s == "digest":
+                digest = digest or n
+            held = channel == "email-managers"
+            sent = status == "sent"
+            rows.append({
+                "id": n, "key": f"{issue.id}|{step}|{channel}", "issue_id": issue.id, "step": step,
+                "level": level, "channel_code": channel, "created_at": written,
+                "deliver_after": quiet_end if held else written, "status": status, "attempts": attempts,
+                "next_attempt_at": quiet_end if held else now + timedelta(seconds=20) if status == "pending" else written,
+                "sent_at": (now - timedelta(minutes=61) + timedelta(seconds=3) if send_s == "digest"
+                            else written + timedelta(seconds=send_s)) if sent else None,
+                "sent_in": (digest if send_s == "digest" else n) if sent else None, "last_error": error,
+                "message": Message(event="issue.escalated" if level else "issue.raised", event_id=f"{issue.id}|{step}|{channel}",
+                                   issue_ids=(issue.id,), level=level, severity=issue.severity, lang="zh",
+                                   title=title, lines=(), link=None, link_text="确认").to_json()})
+        conn.execute(insert(Delivery), rows)
+
+
+def deliveries_page(out: Path, folder: Path) -> None:
+    """The delivery log as an admin sees it, in both languages at 1920x1080."""
+    from data.auth import users
+    from selenium.webdriver.common.by import By
+
+    url = f"sqlite:///{folder / 'deliveries.sqlite'}"
+    engine = db.get_engine(url)
+    db.upgrade_schema(engine)
+    demo.build_demo_plant(engine, days=2, seed=7)
+    _seed_deliveries(url)
+    password = "screenshot admin password"
+    users.create(engine, "wang.wu", "admin", password, timezones.utc_now())
+    engine.dispose()
+    # No sender beside the server: the outbox stays as written.
+    server = AppServer(url, folder, SECRET_KEY="screenshots", NOTIFY_SENDER="0").start()
+    try:
+        for lang in BOTH:
+            driver = chromium(*FULL_HD)
+            try:
+                driver.get(f"{server.url}/deliveries?lang={lang}")
+                driver.find_element(By.NAME, "name").send_keys("wang.wu")
+                driver.find_element(By.NAME, "password").send_keys(password)
+                driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                wait_until(lambda: driver.execute_script(DELIVERIES_READY, len(DELIVERIES)),
+                           message="the deliveries listed")
+                time.sleep(1.5)
+                shot = out / f"deliveries-{FULL_HD[0]}x{FULL_HD[1]}-{lang}.png"
+                driver.save_screenshot(str(shot))
+                print(shot)
+            finally:
+                driver.quit()
+    finally:
+        server.stop()
+
+
 def stale_banner(out: Path, folder: Path) -> None:
     """The overview on a PostgreSQL server of its own, frozen (silent, as in a network
     partition) once the wall has drawn: the banner says the database is unreachable since the
@@ -360,6 +474,98 @@ def stale_banner(out: Path, folder: Path) -> None:
             server.stop()
 
 
+def _floor_plant(folder: Path) -> str:
+    """A week of the demo plant ending now, for the floor's pages."""
+    url = f"sqlite:///{folder / 'floor.sqlite'}"
+    engine = db.get_engine(url)
+    db.upgrade_schema(engine)
+    demo.build_demo_plant(engine, days=7, seed=7)
+    engine.dispose()
+    return url
+
+
+def _fonts_ready(driver) -> None:
+    wait_until(lambda: driver.execute_script("return document.fonts.status === 'loaded'"), message="the page")
+
+
+def phone_ack(out: Path, folder: Path) -> None:
+    """The phone page of an acknowledgement link, on an equipment failure of the demo plant
+    raised 25 minutes ago that nobody has acknowledged, with a person picked and a note typed,
+    in both languages at 390x844."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from data import store
+    from data.notify import links
+
+    url = _floor_plant(folder)
+    now = timezones.utc_now()
+    issue_id = f"SIM-{timezones.to_site(now):%y%m%d}-901"
+    with db.session_scope(db.get_engine(url)) as session:
+        store.record_as(session, store.SIMULATOR)
+        store.raise_issue(session, issue_id=issue_id, issue_type="equipment_failure", title="L2-ST2 拧紧枪扭矩报警停机",
+                          severity="P1", at=now - timedelta(minutes=25), location_code="L2-ST2", raised_by="PRD-02")
+    server = AppServer(url, folder, SECRET_KEY="screenshots", NOTIFY_SENDER="0")
+    server.env["PUBLIC_URL"] = server.url
+    server.start()
+    os.environ.update(SECRET_KEY="screenshots", PUBLIC_URL=server.url)
+    try:
+        token = links.make_token(issue_id, "L1", "wecom-prd", links.default_expiry(now))
+        for lang, note in (("zh", "已到现场，正在排查"), ("en", "On site, checking the drive")):
+            driver = chromium(*PHONE)
+            try:
+                driver.get(f"{links.link_url(token)}?lang={lang}")
+                _fonts_ready(driver)
+                Select(driver.find_element(By.NAME, "who")).select_by_index(1)
+                driver.find_element(By.NAME, "note").send_keys(note)
+                shot = out / f"phone-ack-{PHONE[0]}x{PHONE[1]}-{lang}.png"
+                driver.save_screenshot(str(shot))
+                print(shot, issue_id)
+            finally:
+                driver.quit()
+    finally:
+        server.stop()
+
+
+def andon_pages(out: Path, folder: Path) -> None:
+    """The andon page of the demo plant's station with the most open issues, one of them just
+    raised there and not acknowledged yet, on a tablet at 1280x800 in both languages, and the
+    A4 sheet of the stations' QR codes."""
+    from data import floor
+
+    url = _floor_plant(folder)
+    station = max(floor.stations(url), key=lambda s: len(floor.open_at(url, s.code)))
+    floor.raise_at_station(url, station=station, issue_type="equipment_failure", severity="P1",
+                           title=f"{station.code} 伺服报警停机", note=None, photo_bytes=None, raised_by=None,
+                           writer=f"andon:{station.code}", at=timezones.utc_now() - timedelta(minutes=4))
+    server = AppServer(url, folder, SECRET_KEY="screenshots", NOTIFY_SENDER="0")
+    server.env["PUBLIC_URL"] = "http://floorlink.plant.example"
+    server.start()
+    try:
+        for lang in BOTH:
+            driver = chromium(*TABLET)
+            try:
+                driver.get(f"{server.url}/andon/{station.code}?lang={lang}")
+                _fonts_ready(driver)
+                time.sleep(1.2)     # the clocks have ticked once
+                shot = out / f"andon-{TABLET[0]}x{TABLET[1]}-{lang}.png"
+                driver.save_screenshot(str(shot))
+                print(shot, station.code)
+            finally:
+                driver.quit()
+        driver = chromium(*A4)
+        try:
+            driver.get(f"{server.url}/andon/qr?lang=zh")
+            _fonts_ready(driver)
+            shot = out / f"andon-qr-{A4[0]}x{A4[1]}-zh.png"
+            driver.save_screenshot(str(shot))
+            print(shot)
+        finally:
+            driver.quit()
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
@@ -369,8 +575,11 @@ def main() -> None:
                         help="only the explorer's three clicks from maintenance's slowest night hour to a trace")
     parser.add_argument("--fleet", action="store_true", help="only the fleet page, as an admin sees it")
     parser.add_argument("--signin", action="store_true", help="only the sign-in page")
+    parser.add_argument("--deliveries", action="store_true", help="only the delivery log, as an admin sees it")
     parser.add_argument("--stale-banner", action="store_true",
                         help="only the overview with its database frozen (a PostgreSQL server of its own)")
+    parser.add_argument("--phone-ack", action="store_true", help="only the phone page an acknowledgement link opens")
+    parser.add_argument("--andon", action="store_true", help="only a station's andon page and the QR sheet")
     args = parser.parse_args()
     reason = missing_browser()
     if reason:
@@ -384,7 +593,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             explorer_night(args.out, Path(tmp))
         return
-    alone = fleet_page if args.fleet else signin_page if args.signin else stale_banner if args.stale_banner else None
+    alone = fleet_page if args.fleet else signin_page if args.signin else stale_banner if args.stale_banner \
+        else deliveries_page if args.deliveries else phone_ack if args.phone_ack else andon_pages if args.andon \
+        else None
     if alone:
         with tempfile.TemporaryDirectory() as tmp:
             alone(args.out, Path(tmp))

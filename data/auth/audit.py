@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("signin_ok", "signin_failed", "signin_locked", "signout", "user_created", "user_disabled",
          "screen_token_created", "screen_token_revoked", "api_token_created", "api_token_revoked",
-         "screen_token_used", "api_token_used", "export", "rate_limited", "settings")
+         "screen_token_used", "api_token_used", "export", "rate_limited", "settings",
+         "notify_policy", "notify_silence")
 
 
 def record(engine: Engine, kind: str, who: str, at: datetime, *, address: str | None = None,

@@ -18,6 +18,9 @@ from data.models import ROLES
 ANYONE = "anyone"
 # The ingest API checks its own per-source tokens (docs/api.md); people and screens never open it.
 API_TOKEN = "api token"
+# A signed acknowledgement link (data/notify/links.py) opens its own phone page for whoever
+# holds it; the page checks the link's signature, expiry and single use itself.
+ACK_LINK = "ack link"
 LEVELS = {ANYONE: 0, **{role: rank for rank, role in enumerate(ROLES, start=1)}}
 KINDS = ("route", "page", "output")
 
@@ -42,6 +45,11 @@ DOORS: tuple[Door, ...] = (
     *_doors("route", "viewer", "/ /<path:path> /_dash-layout /_dash-dependencies "
             "/_dash-update-component"),
     *_doors("route", "admin", "/audit", "refused"),
+    # The floor's plain pages: the andon at each station and its QR codes (raise, acknowledge),
+    # a photo taken there, and the phone page an acknowledgement link opens.
+    *_doors("route", "operator", "/andon /andon/qr /andon/<location_code> /andon/<location_code>/ack"),
+    *_doors("route", "viewer", "/andon/photo/<int:photo_id>"),
+    *_doors("route", ACK_LINK, "/ack/<token>"),
     *_doors("route", API_TOKEN, "/api/v1/issues /api/v1/issues/<issue_id>/events /api/v1/movements "
             "/api/v1/batch /api/v1/issues/<issue_id> /api/v1/openapi.json /api/v1/ "
             "/api/v1/<path:rest>"),
@@ -49,6 +57,10 @@ DOORS: tuple[Door, ...] = (
     # The fleet of wall screens: who shows what, and which have gone dark.
     *_doors("page", "admin", "/fleet", "refused"),
     *_doors("output", "admin", "fleet-counts fleet-note fleet-rows fleet-sent", "refused"),
+    # The delivery log: every message owed to a channel, its attempts and errors.
+    *_doors("page", "admin", "/deliveries", "refused"),
+    *_doors("output", "admin", "deliveries-counts deliveries-note deliveries-rows deliveries-channel "
+            "deliveries-sent deliveries-nav", "refused"),
     # The wall's shell and pages: reads only.
     *_doors("output", "viewer", "wall-title wall-nav wall-config wall-root wall-scope wall-params "
             "wall-replay wall-clock wall-updated stale-banner wall-status-dot wall-now-showing url "
@@ -97,6 +109,6 @@ def strictest(doors: list[Door | None]) -> Door | None:
 
 def opens_for(door: Door, role: str | None) -> bool:
     """Whether someone holding `role` (None: nobody known) may pass `door`."""
-    if door.role in (ANYONE, API_TOKEN):
+    if door.role in (ANYONE, API_TOKEN, ACK_LINK):
         return True
     return role is not None and LEVELS[role] >= LEVELS[door.role]

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 bp = flask.Blueprint("doors", __name__)
 GENERATED_KEY = settings.PROJECT_ROOT / "instance" / "secret_key"
 PAGE_ROUTES = ("/", "/<path:path>")
+# Plain pages a browser opens: someone not known yet is sent to the sign-in and brought back.
+SIGNIN_FIRST = PAGE_ROUTES + ("/audit", "/andon", "/andon/qr", "/andon/<location_code>")
 CALLBACKS = "/_dash-update-component"
 # The clock of every decision on a session (tests step it instead of waiting).
 clock = timezones.utc_now
@@ -167,6 +169,9 @@ def _check_door():
         return _refuse(403, "door_not_in_table")
     if door.role in (policy.ANYONE, policy.API_TOKEN):
         return None
+    if door.role == policy.ACK_LINK:
+        flask.g.floorlink_caller = signed_in_person()
+        return None
     if rule in PAGE_ROUTES:
         door = page_door(request.path)
     elif rule == CALLBACKS:
@@ -193,7 +198,7 @@ def _check_door():
         return _refuse(403, "door_proxy_unknown", name=claim.name)
     caller, why = _caller(engine) if claim is None else (_claimed(engine, claim.person), "")
     if caller is None:
-        if request.method == "GET" and rule in PAGE_ROUTES + ("/audit",) and why != "door_screen_revoked":
+        if request.method == "GET" and rule in SIGNIN_FIRST and why != "door_screen_revoked":
             return flask.redirect(flask.url_for("doors.signin", next=request.full_path.rstrip("?"),
                                                 expired=1 if why == "signin_expired" else None))
         return _refuse(401, why)
@@ -201,6 +206,27 @@ def _check_door():
     if not policy.opens_for(door, caller.role):
         return _refuse(403, "door_role", role=door.role)
     return None
+
+
+def signed_in_person() -> Caller | None:
+    """The person signed in here or by the identity provider, for a door that opens without
+    one (an acknowledgement link), so that its page can name them; None for anyone else, who
+    is neither refused nor sent to sign in. Their role is not checked: the link is the key."""
+    engine = _engine()
+    session = flask.session
+    try:
+        if not users.signin_on(engine):
+            return None
+        claim = proxy.claim(engine, flask.request.headers, flask.request.remote_addr)
+        if claim is not None:
+            return Caller(claim.person.name, claim.person.role, "proxy") if claim.person else None
+        if "user" not in session or clock() - datetime.fromisoformat(session["since"]) >= \
+                timedelta(hours=settings.get_int("SESSION_HOURS")):
+            return None
+        person = users.current(engine, session["user"])
+    except DBAPIError:
+        return None
+    return Caller(person.name, person.role, "person") if person else None
 
 
 def _claimed(engine, person: users.Person) -> Caller:
@@ -276,12 +302,15 @@ def _server_error(exc):
 
 # A screen's token in an address (`screen=fls_...`), also percent-encoded inside another one.
 _SCREEN_TOKEN = re.compile(r"(screen(?:=|%3[Dd]))[A-Za-z0-9_-]+")
+# An acknowledgement link's token, the rest of its path (`/ack/<token>`).
+_ACK_TOKEN = re.compile(r"(/ack/)[A-Za-z0-9_.%-]+")
 
 
 class _TokensOutOfTheLog:
     """The server writes each request's address to its access log once the answer is sent
     (gunicorn reads RAW_URI, QUERY_STRING and the Referer from the request's environ): by
-    then the token a screen showed in its address is replaced by ***."""
+    then the token a screen showed in its address, and an acknowledgement link's, is
+    replaced by ***."""
 
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
@@ -292,8 +321,8 @@ class _TokensOutOfTheLog:
         finally:
             for name in ("RAW_URI", "REQUEST_URI", "QUERY_STRING", "HTTP_REFERER"):
                 value = environ.get(name)
-                if value and "screen" in value:
-                    environ[name] = _SCREEN_TOKEN.sub(r"\1***", value)
+                if value and ("screen" in value or "/ack/" in value):
+                    environ[name] = _ACK_TOKEN.sub(r"\1***", _SCREEN_TOKEN.sub(r"\1***", value))
 
 
 def _record_export(response: flask.Response) -> flask.Response:

@@ -17,6 +17,7 @@ leaves rows imported from elsewhere alone.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.engine import Engine
@@ -28,13 +29,18 @@ from data.demo.material_history import MaterialHistory
 from data.demo.plan_history import PlanHistory
 from data.demo.timeline import Timeline
 from data.models import Department, Issue, IssueEvent, Movement, ProductionPlan
+from data.notify import policy
+
+# The demo plant's escalation policy, in force from its first build until another is imported.
+ESCALATION_POLICY = Path(__file__).with_name("escalation.yaml")
 
 
 def build_demo_plant(engine: Engine, *, days: int = 90, seed: int = 7,
                      end: datetime | None = None) -> dict[str, int]:
     """Write the demo plant: reference tables and `days` of history ending at `end`.
 
-    One transaction: the wall never sees half a plant. Returns the rows written per table.
+    One transaction: the wall never sees half a plant; then, on a database without an
+    escalation policy, the demo plant's (escalation.yaml). Returns the rows written per table.
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
@@ -54,6 +60,11 @@ def build_demo_plant(engine: Engine, *, days: int = 90, seed: int = 7,
         _forget_generated_history(conn)
         for model, rows in tables.items():
             store.upsert_rows(conn, model, rows, recorded_by=store.DEMO_PLANT)
+        has_policy = policy.stored(conn) is not None
+    if not has_policy:
+        # In force from the end of the history: the live plant escalates, its past does not.
+        policy.store(engine, ESCALATION_POLICY.read_text(encoding="utf-8"), ESCALATION_POLICY.name,
+                     store.DEMO_PLANT, end)
     return {model.__tablename__: len(rows) for model, rows in tables.items()}
 
 

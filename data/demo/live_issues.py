@@ -1,6 +1,7 @@
 """The live simulator's issues: new ones raised like the plant's recent ones, each given the
 rest of its life when first seen (handed on, sometimes straight back; acknowledged at the
-live pace; resolved; closed), escalated when a limit passes, every change through data.store.
+live pace; resolved; closed), every change through data.store. Escalations are the
+notifier's (data/notify): the ladder of the plant's policy, as for real data.
 
 Arrivals and lives are drawn from the seed, the hour and the issue id, never from what came
 before, so a step that failed and is retried draws the same and writes nothing twice.
@@ -123,7 +124,6 @@ class LiveIssues:
                 self._plans[issue.id] = self._plan(issue, rule, habits, max(last, start))
             plan = self._plans[issue.id]
             due = [a for a in plan if a.at <= now and (a.at, a.kind) not in done]
-            due += self._escalations(issue, rule, plan, done, start, now)
             for action in sorted(due, key=lambda a: (a.at, a.kind)):
                 if self._apply(issue.id, action, plant, habits):
                     counts[action.kind] += 1
@@ -161,26 +161,6 @@ class LiveIssues:
                                 "closed"))
         return plan
 
-    @staticmethod
-    def _escalations(issue, rule: ObservedRule, plan: list[_Action], done: set, start: datetime,
-                     now: datetime) -> list[_Action]:
-        """Escalations owed by now: one when the response limit passes unanswered, one when
-        the resolve limit passes unresolved; an overdue issue found late is escalated at once."""
-        def when(kind: str) -> datetime | None:
-            happened = [at for at, k in done if k == kind]
-            planned = [a.at for a in plan if a.kind == kind]
-            return min(happened + planned, default=None)
-
-        deadlines = []
-        for limit, minutes, finished in (("ack", rule.ack_minutes, when("acknowledged")),
-                                         ("resolve", rule.resolve_minutes, when("resolved"))):
-            deadline = issue.raised_at + timedelta(minutes=minutes)
-            if deadline <= now and (finished is None or finished > deadline):
-                deadlines.append((deadline, pace.escalation_note(limit, minutes)))
-        escalated = sum(1 for _, kind in done if kind == "escalated")
-        return [_Action(max(deadline, start + timedelta(seconds=n)), "escalated", note=note)
-                for n, (deadline, note) in enumerate(deadlines[escalated:])]
-
     def _apply(self, issue_id: str, action: _Action, plant: ObservedPlant, habits: Habits) -> bool:
         """One life-cycle step in its own transaction; False when the issue moved on without it."""
         rng = random.Random(f"{self.seed}:{issue_id}:{action.at.isoformat()}:{action.kind}")
@@ -193,8 +173,6 @@ class LiveIssues:
                     store.reassign(session, issue_id, action.at, action.department, actor=actor)
                 elif action.kind == "acknowledged":
                     store.acknowledge(session, issue_id, action.at, actor=actor)
-                elif action.kind == "escalated":
-                    store.escalate(session, issue_id, action.at, note=action.note)
                 elif action.kind == "resolved":
                     store.resolve(session, issue_id, action.at, actor=actor,
                                   cause=self._cause(rng, issue.issue_type, habits))

@@ -1,9 +1,10 @@
 """The live plant: keeps a loaded plant moving so the wall has something to show.
 
 Each step advances the floor from the previous step to an explicit instant: new issues are
-raised, handed on (sometimes straight back), acknowledged, escalated when overdue, resolved
-and closed (live_issues.py); the running shift reports its output (live_plan.py); material
-moves lot by lot along the routes the plant used recently (live_material.py). Everything
+raised, handed on (sometimes straight back), acknowledged, resolved and closed
+(live_issues.py; the notifier escalates them by the plant's policy, data/notify); the
+running shift reports its output (live_plan.py); material moves lot by lot along the routes
+the plant used recently (live_material.py). Everything
 goes through data.store in short transactions. The pace is the end of the demo plant's
 story (pace.py): a median response of about a quarter of an hour, nights slower than days.
 
@@ -35,7 +36,7 @@ log = logging.getLogger("floorlink.simulator")
 # How far back the first step catches up, and how often the plant's habits are read again.
 CATCH_UP_LIMIT = timedelta(hours=24)
 HABITS_REFRESH = timedelta(hours=1)
-COUNT_KEYS = ("raised", "acknowledged", "reassigned", "escalated", "resolved", "closed",
+COUNT_KEYS = ("raised", "acknowledged", "reassigned", "resolved", "closed",
               "movements", "plan_rows")
 
 

@@ -1,4 +1,4 @@
-"""Push and escalation: the policy, silences, the outbox, the acknowledgement links' uses,
+"""Push and escalation: the policy, silences, the ladder steps taken, the outbox, the acknowledgement links' uses,
 the sender's lease and the photos taken at a station.
 
 Revision ID: 0010
@@ -37,6 +37,14 @@ def upgrade() -> None:
                     sa.CheckConstraint('ends_at > starts_at', name='ck_silence_ends_after_start'),
                     sa.PrimaryKeyConstraint('id'))
     op.create_index('ix_notify_silences_ends_at', 'notify_silences', ['ends_at'])
+    op.create_table('notify_steps',
+                    sa.Column('issue_id', sa.String(length=64), nullable=False),
+                    sa.Column('step', sa.String(length=32), nullable=False),
+                    sa.Column('level', sa.Integer(), nullable=False),
+                    sa.Column('due_at', sa.DateTime(), nullable=False),
+                    sa.Column('taken_at', sa.DateTime(), nullable=False),
+                    sa.ForeignKeyConstraint(['issue_id'], ['issues.id'], ondelete='CASCADE'),
+                    sa.PrimaryKeyConstraint('issue_id', 'step'))
     op.create_table('notify_outbox',
                     sa.Column('id', _BIG_ID, autoincrement=True, nullable=False),
                     sa.Column('key', sa.String(length=200), nullable=False),
@@ -60,6 +68,7 @@ def upgrade() -> None:
     op.create_index('ix_notify_outbox_due', 'notify_outbox', ['status', 'next_attempt_at'])
     op.create_index('ix_notify_outbox_issue', 'notify_outbox', ['issue_id'])
     op.create_index('ix_notify_outbox_created_at', 'notify_outbox', ['created_at'])
+    op.create_index('ix_notify_outbox_sent_in', 'notify_outbox', ['sent_in'])
     op.create_table('ack_link_uses',
                     sa.Column('nonce', sa.String(length=32), nullable=False),
                     sa.Column('issue_id', sa.String(length=64), nullable=False),
@@ -90,10 +99,12 @@ def downgrade() -> None:
     op.drop_table('issue_photos')
     op.drop_table('notify_lease')
     op.drop_table('ack_link_uses')
+    op.drop_index('ix_notify_outbox_sent_in', table_name='notify_outbox')
     op.drop_index('ix_notify_outbox_created_at', table_name='notify_outbox')
     op.drop_index('ix_notify_outbox_issue', table_name='notify_outbox')
     op.drop_index('ix_notify_outbox_due', table_name='notify_outbox')
     op.drop_table('notify_outbox')
+    op.drop_table('notify_steps')
     op.drop_index('ix_notify_silences_ends_at', table_name='notify_silences')
     op.drop_table('notify_silences')
     op.drop_table('notify_policies')
