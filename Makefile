@@ -2,9 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-SYSTEM_PACKAGES := chromium chromium-driver fonts-noto-cjk
+# What the weekly pack's PDF needs at run time (WeasyPrint: Pango, HarfBuzz's subsetter; the
+# CJK font its page names); the tests also need a browser and poppler's pdftotext/pdftoppm.
+RUN_SYSTEM_PACKAGES := fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) chromium chromium-driver poppler-utils
 
-.PHONY: run serve test system-packages screenshots bench bench-large clean
+.PHONY: run serve test system-packages run-system-packages screenshots bench bench-large clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,20 +20,23 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 ## run: install, then serve the embedded demo plant with its live simulator on :8050
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime run-system-packages
 	$(PY) app.py
 
 ## serve: serve the configured DATABASE_URL without the simulator
-serve: $(VENV)/.runtime
+serve: $(VENV)/.runtime run-system-packages
 	$(PY) app.py serve
 
-## system-packages: Chromium, its driver and CJK fonts for browser tests (installed when root)
-system-packages:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+## system-packages: the run-time ones, plus Chromium, its driver and poppler for the tests
+## run-system-packages: CJK fonts and Pango for the weekly pack's PDF (installed when root)
+system-packages: PACKAGES = $(SYSTEM_PACKAGES)
+run-system-packages: PACKAGES = $(RUN_SYSTEM_PACKAGES)
+system-packages run-system-packages:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "missing system packages:$$missing (browser tests will skip; run as root to install)"; fi; \
+	  else echo "missing system packages:$$missing (browser and PDF tests will skip; run as root to install)"; fi; \
 	fi
 
 ## test: install everything the tests need, then run them

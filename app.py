@@ -661,8 +661,16 @@ def _notify_forever() -> None:
 
     from data.notify import outbox, sender
 
+    from sqlalchemy import inspect
+
     engine = db.get_engine()
-    db.upgrade_schema(engine)
+    if settings.is_embedded_default():
+        db.upgrade_schema(engine)
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("notify_outbox"):
+            log.warning("this database keeps no outbox (a source read through views, or one not "
+                        "migrated: python app.py init-db): no messages are sent")
+            return
     outbox.listen()
     running = sender.Sender(engine)
     for number in (signal.SIGTERM, signal.SIGINT):
@@ -827,6 +835,44 @@ def kpis(since: datetime | None, until: datetime | None, as_of: datetime | None,
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         click.echo(kpi_report.format_text(report))
+
+
+@cli.group()
+def report() -> None:
+    """Reports that leave FloorLink as files: the weekly review pack (docs/review.md)."""
+
+
+@report.command("weekly")
+@click.option("--week", default=None, help="ISO week in site time, e.g. 2026-W48 (default: the last complete one).")
+@click.option("--as-of", "as_of", type=INSTANT, default=None,
+              help="Instant the figures are computed at (default: now); a frozen pack keeps its own.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write: .pdf, .xlsx, .html or .json.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", help="Language of the file.")
+@click.option("--freeze", is_flag=True, help="Keep the pack as the week's frozen pack.")
+def report_weekly(week: str | None, as_of: datetime | None, out: Path, lang: str, freeze: bool) -> None:
+    """Write the weekly review pack of a week: the frozen pack when the week has one, else built
+    now (and kept with --freeze); refused while the sources are behind."""
+    from data.reports import weekly
+
+    at = as_of or timezones.utc_now()
+    week = week or weekly.last_complete_week(at)
+    engine = db.get_engine()
+    try:
+        weekly.parse_week(week)
+        pack = weekly.frozen(engine, week)
+        if pack is None:
+            pack = (weekly.freeze(engine, week, as_of=at, built_by=_operator()) if freeze
+                    else weekly.build_pack(engine, week, as_of=at))
+    except (ValueError, weekly.SourcesBehind) as exc:
+        raise click.ClickException(str(exc)) from None
+    if out.suffix.lower() == ".json":
+        out.write_text(json.dumps(pack, ensure_ascii=False, indent=2), encoding="utf-8")
+    else:
+        from data.reports import render
+
+        render.write(pack, out, lang)
+    click.echo(f"week {week} (as of {pack['as_of']}) written to {out}", err=True)
 
 
 @cli.command("check-source")

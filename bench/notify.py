@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from tools.fake_platforms import FakePlatforms
+from tools.fake_platforms import FakePlatforms, demo_policy_environment
 
 PREFIX = "BN-"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -41,16 +41,6 @@ GOAL_S = 5.0
 def _p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
-
-
-def _environment(fake: FakePlatforms) -> dict[str, str]:
-    """The demo policy's robots (data/demo/escalation.yaml) pointed at the fakes."""
-    return {"FLOORLINK_WECOM_URL": fake.url("wecom", "prd"),
-            "FLOORLINK_FEISHU_URL": fake.url("feishu", "qa", secret="fs"), "FLOORLINK_FEISHU_SECRET": "fs",
-            "FLOORLINK_DINGTALK_URL": fake.url("dingtalk", "wh", secret="ds"),
-            "FLOORLINK_DINGTALK_SECRET": "ds",
-            "FLOORLINK_WEBHOOK_URL": fake.url("webhook", "managers", secret="ws"),
-            "FLOORLINK_WEBHOOK_SECRET": "ws", **fake.smtp_settings()}
 
 
 class Run:
@@ -189,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "issues": args.issues}
     with tempfile.TemporaryDirectory() as folder, FakePlatforms() as fake:
-        os.environ.update(_environment(fake))
+        os.environ.update(demo_policy_environment(fake))
         os.environ["CACHE_DIR"] = str(Path(folder) / "cache")
         url = args.url or f"sqlite:///{Path(folder) / 'notify.sqlite'}"
         results["database"] = url.split(":", 1)[0]

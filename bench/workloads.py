@@ -605,11 +605,12 @@ def _loader(url: str) -> _Loader:
 # ---- building a workload ----------------------------------------------------------------
 
 def _forget_history(engine: Engine) -> None:
-    """Every issue, event, movement and plan row goes: a workload is the whole history."""
+    """Every issue, event, movement and plan row goes, and what refers to them (the outbox,
+    the ladder's steps, photos): a workload is the whole history."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             names = ", ".join(model.__tablename__ for model in HISTORY_TABLES)
-            conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
+            conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         else:
             for model in HISTORY_TABLES:
                 conn.execute(delete(model))

@@ -12,7 +12,8 @@ from dash import Input, Output, clientside_callback, dcc, html
 from data.words import LANGUAGE_NAMES, LANGUAGES, t
 
 # The desk pages' navigation: (page, path, word); the last one leads back to the wall.
-DESK_NAV = (("explorer", "/explorer", "desk_nav_explorer"), ("wall", "/", "desk_nav_wall"))
+DESK_NAV = (("explorer", "/explorer", "desk_nav_explorer"), ("review", "/review", "desk_nav_review"),
+            ("wall", "/", "desk_nav_wall"))
 
 
 def desk_page(page: str, lang: str, title: str, children: list, *, breadcrumb=None) -> html.Div:

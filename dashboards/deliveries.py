@@ -172,7 +172,9 @@ def delivery_row(row: deliveries.Listed, as_of: datetime, lang: str) -> html.Tr:
     error = row.last_error or ""
     cells = {
         "created_at": _when(row.created_at, as_of),
-        "issue": dcc.Link(row.issue_id, href=f"/issue/{quote(row.issue_id, safe='')}?lang={lang}"),
+        "issue": (dcc.Link(row.issue_id, href=f"/issue/{quote(row.issue_id, safe='')}?lang={lang}")
+                  if row.issue_id is not None else
+                  dcc.Link(row.step, href=f"/review?week={quote(row.step, safe='')}&lang={lang}")),
         "step": t("deliveries_ping_pong", lang) if row.step.startswith("PP@") else row.step,
         "channel": row.channel_code,
         "status": html.Span(t(f"deliveries_status_{row.status}", lang), className="deliveries-status-name"),

@@ -8,7 +8,7 @@ Results do not depend on row order (events at the same instant are ordered by ev
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, tzinfo
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -306,3 +306,18 @@ def plan_attainment(plan: pd.DataFrame, as_of: datetime) -> float | None:
     shifts = plan[ended & plan["actual_qty"].notna()]
     planned = float(shifts["planned_qty"].sum())
     return float(shifts["actual_qty"].sum()) / planned if planned > 0 else None
+
+
+def collaboration_star(departments: Iterable[tuple[str, int, float | None, float | None]], minimum: int,
+                       red: Callable[[float], bool]) -> tuple[str | None, list[str]]:
+    """The collaboration star (协同之星, docs/wall.md) among departments given as (code, issues
+    raised, median response minutes, response SLA compliance): of those with at least `minimum`
+    issues and a compliance that is not `red`, the fastest median response; a tie goes to the
+    higher compliance, then the more issues, then the code. Returns the star (None when no
+    department qualifies) and the codes of the others with the same median."""
+    contenders = [d for d in departments if d[1] >= minimum and d[2] is not None and d[3] is not None
+                  and not red(d[3])]
+    if not contenders:
+        return None, []
+    best = min(contenders, key=lambda d: (d[2], -d[3], -d[1], d[0]))
+    return best[0], sorted(d[0] for d in contenders if d is not best and d[2] == best[2])

@@ -5,11 +5,11 @@ as aware UTC datetimes; `UtcDateTime` refuses naive values so no local time slip
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+    BigInteger, Boolean, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
     TypeDecorator, UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -378,8 +378,9 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)
-    issue_id: Mapped[str] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
-    # "L0".."L9", a repeat as "L3#2", a ping-pong as "PP@<epoch s>"
+    # None: a message about no issue (the scheduled weekly pack, data/reports/schedule.py).
+    issue_id: Mapped[Optional[str]] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    # "L0".."L9", a repeat as "L3#2", a ping-pong as "PP@<epoch s>", a weekly pack its week
     step: Mapped[str] = mapped_column(String(32))
     level: Mapped[int] = mapped_column(Integer)
     channel_code: Mapped[str] = mapped_column(String(64))
@@ -435,3 +436,46 @@ class IssuePhoto(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
     __table_args__ = (Index("ix_issue_photos_issue", "issue_id"),)
+
+
+class WeeklyPack(Base):
+    """A weekly review pack as built once after its week (data/reports/weekly.py): the figures
+    the meeting saw, kept as JSON so that a later render shows them whatever was written since."""
+    __tablename__ = "weekly_packs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # ISO week in site time, as "2026-W48" (sorts as the weeks do).
+    week: Mapped[str] = mapped_column(String(8), unique=True)
+    built_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime)
+    built_by: Mapped[str] = mapped_column(String(100))
+    pack: Mapped[str] = mapped_column(Text)
+
+
+ACTION_STATUSES = ("open", "in_progress", "done", "verified", "dropped")
+
+
+class ReviewAction(Base):
+    """A decision of the weekly review (data/reports/actions.py): carried into every later
+    pack until it is verified or dropped. `about` is a KPI key of the pack or issue ids;
+    `status_history` the status changes as JSON ([{at, by, from, to}])."""
+    __tablename__ = "review_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    problem: Mapped[str] = mapped_column(Text)
+    about: Mapped[str] = mapped_column(String(400))
+    countermeasure: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(100))
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    due: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    opened_week: Mapped[str] = mapped_column(String(8))
+    closed_week: Mapped[Optional[str]] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    status_history: Mapped[str] = mapped_column(Text, default="[]")
+    __table_args__ = (
+        CheckConstraint(_in("status", ACTION_STATUSES), name="ck_review_action_status"),
+        Index("ix_review_actions_opened_week", "opened_week"),
+    )

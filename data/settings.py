@@ -30,6 +30,8 @@ SETTINGS: tuple[Setting, ...] = (
             "SQLAlchemy URL of the database. Default: the embedded SQLite file instance/floorlink.sqlite."),
     Setting("SITE_TZ", "Asia/Shanghai",
             "IANA time zone of the site: naive imported times are read in it, and every screen shows it."),
+    Setting("PLANT_NAME", "",
+            "The plant's name at the head of every page of the weekly review pack; empty: the app's title."),
     Setting("HOST", "127.0.0.1", "Address the web server listens on."),
     Setting("PORT", "8050", "Port the web server listens on."),
     Setting("REFRESH_S", "10", "Seconds between wall refreshes (one timed interval per page)."),
@@ -103,6 +105,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Hours an acknowledgement link in a pushed message works; it works once."),
     Setting("STAR_MIN_ISSUES", "5",
             "Issues a department must have raised in the last 7 days to compete for the collaboration star."),
+    Setting("WEEKLY_GRACE_HOURS", "6",
+            "Hours after a week's end in which a weekly review pack waits for late rows: until they "
+            "pass, a pack is refused while the newest record is older than the week's end minus them."),
+    Setting("WEEKLY_PACK_DIR", "",
+            "Folder the sender writes each week's review pack into on schedule (<week>/floorlink-<week>-"
+            "{zh,en}.{pdf,xlsx,html}), telling the policy's plant channel; empty: no scheduled pack."),
+    Setting("WEEKLY_PACK_AT", "mon 07:30",
+            "When, in site time, the scheduled pack of the week before is built: a day of the week "
+            "after it (mon ... sun) and a time, e.g. mon 07:30."),
     Setting("SHORTAGE_ISSUE_TYPES", "material_shortage",
             "Issue types (comma separated) that count as material shortages on the wall."),
     Setting("QUIET_AFTER_H", "24",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from data import db, store
 from data.models import Department, Location, Person, SlaRule
-from data.notify import policy
+from data.notify import outbox, policy
 
 # Monday 30 Nov 2026, 10:00 at the site (Asia/Shanghai).
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
@@ -84,3 +86,12 @@ def raise_issue(engine, issue_id: str, at: datetime, *, issue_type: str = "quali
     with db.session_scope(engine) as session:
         store.raise_issue(session, issue_id=issue_id, issue_type=issue_type, title=title,
                           severity=severity, at=at, location_code=location, raised_by="tester")
+
+
+@pytest.fixture(autouse=True)
+def listening(monkeypatch):
+    """This process's writes owe messages, as the app's and the simulator's do; the
+    listener's memory of the database starts empty."""
+    monkeypatch.setattr(store, "EVENT_LISTENERS", [])
+    monkeypatch.setattr(outbox, "_known", {})
+    outbox.listen()

@@ -13,9 +13,10 @@ SUBPACKAGES = sorted(p.name for p in DATA.iterdir() if (p / "__init__.py").exist
 # department from its grouped pass; the analysis package knows nothing of either. Screen
 # tokens are made like the ingest API's tokens (data/auth/screens.py). Acknowledgement links
 # are signed with a key derived from the session key (data/notify/links.py). The demo plant
-# comes with an escalation policy (data/demo/escalation.yaml).
-ALLOWED = {"explorer": {"analysis"}, "reports": {"analysis"}, "auth": {"ingest"}, "notify": {"auth"},
-           "demo": {"notify"}}
+# comes with an escalation policy (data/demo/escalation.yaml). The one sender builds the
+# scheduled weekly pack and tells the plant (data/reports/schedule.py).
+ALLOWED = {"explorer": {"analysis"}, "reports": {"analysis"}, "auth": {"ingest"},
+           "notify": {"auth", "reports"}, "demo": {"notify"}}
 
 
 def imported_modules(path: Path) -> set[str]:

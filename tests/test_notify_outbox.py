@@ -12,14 +12,7 @@ from data.demo import simulator
 from data.models import Delivery, Issue, IssueEvent, NotifyStep
 from data.notify import links, outbox
 from data.notify.messages import Message
-from tests.notify_support import T0, policy_text, raise_issue, small_plant
-
-
-@pytest.fixture(autouse=True)
-def listening(monkeypatch):
-    """This process's writes owe messages, as the app's and the simulator's do."""
-    monkeypatch.setattr(store, "EVENT_LISTENERS", [])
-    outbox.listen()
+from tests.notify_support import T0, listening, policy_text, raise_issue, small_plant  # noqa: F401 - autouse
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ def sent(engine) -> int:
         return conn.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "sent"))
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_sender_stopped_mid_burst_and_started_again_delivers_each_message_once(engine, db_url, fake, tmp_path):
     burst_owed(engine, fake)
     first = start_sender(db_url, tmp_path)
@@ -95,6 +96,8 @@ def test_a_sender_stopped_mid_burst_and_started_again_delivers_each_message_once
     assert fake.requests("webhook", "plant") == BURST
 
 
+# PostgreSQL: the lease the second sender waits for is taken under FOR UPDATE there.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_sender_killed_mid_burst_loses_nothing_and_repeats_at_most_the_one_in_flight(engine, db_url, fake, tmp_path):
     burst_owed(engine, fake)
     first = start_sender(db_url, tmp_path)

@@ -8,17 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from data import store
 from data.models import Delivery
 from data.notify import outbox, sender as senders
-from tests.notify_support import T0, policy_text, raise_issue, small_plant
+from tests.notify_support import T0, listening, policy_text, raise_issue, small_plant  # noqa: F401 - autouse
 from tools.fake_platforms import FakePlatforms
-
-
-@pytest.fixture(autouse=True)
-def listening(monkeypatch):
-    monkeypatch.setattr(store, "EVENT_LISTENERS", [])
-    outbox.listen()
 
 
 @pytest.fixture

@@ -142,7 +142,7 @@ def test_every_panel_shows_who_and_where_whole_and_readable(server, departments,
         assert all(c["whole"] for c in lots), lots
         assert whole(driver, "#overview-star > span", ".panel")[0]["whole"]
         assert_text_readable(driver, size)
-        assert not [c for c in driver.execute_script(ANIMATED) if "fresh" not in c]
+        assert not [c for c in driver.execute_script(ANIMATED) if "calling" not in c]
         countdowns = driver.execute_script(
             "return [...document.querySelectorAll('.c-countdown, .c-age')].map(e => e.innerText)")
         assert countdowns and not [c for c in countdowns if ":" in c], countdowns
@@ -167,16 +167,18 @@ def test_every_panel_shows_who_and_where_whole_and_readable(server, departments,
         driver.quit()
 
 
-def raise_for_test(url: str, title: str, severity: str, waited: timedelta) -> None:
+def raise_for_test(url: str, title: str, severity: str, waited: timedelta) -> str:
     """A quality anomaly (10 minutes to acknowledge in the demo plant) of the test's own
-    department."""
+    department; its id."""
+    issue_id = f"B-{uuid.uuid4().hex[:8]}"
     with db.session_scope(db.get_engine(url)) as s:
-        store.raise_issue(s, issue_id=f"B-{uuid.uuid4().hex[:8]}", issue_type="quality_anomaly",
+        store.raise_issue(s, issue_id=issue_id, issue_type="quality_anomaly",
                           title=title, severity=severity, at=timezones.utc_now() - waited,
                           owner_department_code=TEST_DEPT, location_code="L2-ST1")
+    return issue_id
 
 
-def test_the_board_sorts_by_urgency_and_only_what_just_got_worse_pulses(server, plant_url):
+def test_the_board_sorts_by_urgency_and_only_what_got_worse_or_calls_pulses(server, plant_url):
     driver = open_page(server, f"/?dept={TEST_DEPT}", SIZES[0])
     try:
         tile = "return document.getElementById('overview-tile-overdue').closest('.tile-slot').className"
@@ -184,7 +186,7 @@ def test_the_board_sorts_by_urgency_and_only_what_just_got_worse_pulses(server, 
         # Three overdue issues: the P4 the longest overdue, a P1 two minutes over, a P3 that
         # has just turned overdue; and a P1 with time left.
         raise_for_test(plant_url, "P4 最久超时", "P4", timedelta(minutes=30))
-        raise_for_test(plant_url, "P1 超时两分钟", "P1", timedelta(minutes=12))
+        answered = raise_for_test(plant_url, "P1 超时两分钟", "P1", timedelta(minutes=12))
         raise_for_test(plant_url, "P3 刚刚超时", "P3", timedelta(minutes=10, seconds=40))
         raise_for_test(plant_url, "P1 还有时间", "P1", timedelta(minutes=1))
         # The overdue tile's level got worse (none, then three: amber): its slot pulses.
@@ -196,13 +198,17 @@ def test_the_board_sorts_by_urgency_and_only_what_just_got_worse_pulses(server, 
             message="four rows on the board")
         assert [title for title, _ in rows] == ["P1 超时两分钟", "P3 刚刚超时", "P4 最久超时", "P1 还有时间"]
         classes = dict(rows)
-        assert classes["P3 刚刚超时"] == "row overdue fresh"
-        assert classes["P1 超时两分钟"] == classes["P4 最久超时"] == "row overdue"
+        # Overdue and nobody has answered: each calls until somebody acknowledges it.
+        assert classes["P3 刚刚超时"] == classes["P1 超时两分钟"] == classes["P4 最久超时"] \
+            == "row overdue calling"
+        assert classes["P1 还有时间"] == "row"
         pulsing = driver.execute_script(ANIMATED)
-        assert sorted(pulsing) == ["row overdue fresh", "tile warn"], pulsing
-        # Past its first minute overdue the fresh one is steady red too.
-        wait_until(lambda: not [c for c in driver.execute_script(ANIMATED) if "fresh" in c],
-                   timeout=30, message="the row steady after its first minute")
+        assert sorted(pulsing) == ["row overdue calling"] * 3 + ["tile warn"], pulsing
+        with db.session_scope(db.get_engine(plant_url)) as s:
+            store.acknowledge(s, answered, timezones.utc_now(), actor="测试员")
+        calling = "return [...document.querySelectorAll('#overview-board-rows > .row.calling')].length"
+        wait_until(lambda: driver.execute_script(calling) == 2, timeout=REFRESH_S + 5,
+                   message="the acknowledged row steady red")
         assert console_errors(driver) == []
     finally:
         driver.quit()

@@ -9,8 +9,9 @@ server, for tests, bench/ and trying a policy by hand. They bind 127.0.0.1 only,
         fake.requests("dingtalk", "robot1")  # every request, whatever it was answered
         fake.smtp_settings()                 # {"SMTP_HOST": ..., "SMTP_PORT": ...} for the env
 
-`python -m tools.fake_platforms` makes a robot `robot1` of each kind, prints the URLs, the
-secrets and the mail settings to put into a policy, and serves until Ctrl+C.
+`python -m tools.fake_platforms` makes the robots of the demo plant's policy
+(data/demo/escalation.yaml), prints the variables that point it here, and serves until Ctrl+C,
+printing each message received.
 
 Each request is checked as ../shared/integrations.md documents and answered with the
 platform's own codes:
@@ -506,19 +507,28 @@ def _dingtalk_sign(timestamp_ms: str, secret: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+def demo_policy_environment(fake: "FakePlatforms") -> dict[str, str]:
+    """The variables the demo plant's policy (data/demo/escalation.yaml) reads, pointing its
+    robots and its mail at these fakes."""
+    return {"FLOORLINK_WECOM_URL": fake.url("wecom", "prd"),
+            "FLOORLINK_FEISHU_URL": fake.url("feishu", "qa", secret="fake-feishu-secret"),
+            "FLOORLINK_FEISHU_SECRET": "fake-feishu-secret",
+            "FLOORLINK_DINGTALK_URL": fake.url("dingtalk", "wh", secret="fake-dingtalk-secret"),
+            "FLOORLINK_DINGTALK_SECRET": "fake-dingtalk-secret",
+            "FLOORLINK_WEBHOOK_URL": fake.url("webhook", "managers", secret="fake-webhook-secret"),
+            "FLOORLINK_WEBHOOK_SECRET": "fake-webhook-secret", **fake.smtp_settings()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.fake_platforms", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=0, help="HTTP port of the robots (default: a free one)")
     parser.add_argument("--smtp-port", type=int, default=0, help="SMTP port (default: a free one)")
     args = parser.parse_args(argv)
-    secret = "fake-secret"
     with FakePlatforms(http_port=args.port, smtp_port=args.smtp_port) as fake:
-        for kind in ("wecom", "feishu", "dingtalk", "webhook"):
-            signed = kind != "wecom"
-            print(f"{kind:9} {fake.url(kind, 'robot1', secret=secret if signed else None)}"
-                  + (f"  secret: {secret}" if signed else ""))
-        print("email     " + " ".join(f"{name}={value}" for name, value in fake.smtp_settings().items()))
-        print("Serving until Ctrl+C; messages received are printed.", flush=True)
+        print("# The demo plant's policy sends here once the sender runs with these variables:")
+        for name, value in demo_policy_environment(fake).items():
+            print(f"export {name}='{value}'")
+        print("# Serving until Ctrl+C; messages received are printed.", flush=True)
         shown = 0
         try:
             while True:

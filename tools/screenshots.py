@@ -13,7 +13,8 @@ fleet page as an admin sees it, eight screens in their states; with --stale-bann
 overview with its database frozen under it (a PostgreSQL server of its own); with --deliveries
 only the delivery log as an admin sees it, a morning's messages to six channels. With
 --phone-ack only the phone page an acknowledgement link opens, on an overdue issue of the
-demo plant; with --andon only a station's andon page on a tablet and the sheet of QR codes.
+demo plant; with --andon only a station's andon page on a tablet and the sheet of QR codes;
+with --review only the weekly review page of the last complete week, as a manager sees it.
 """
 from __future__ import annotations
 
@@ -292,6 +293,16 @@ def signin_page(out: Path, folder: Path) -> None:
         server.stop()
 
 
+def _signed_in(driver, address: str, name: str, password: str) -> None:
+    """Open `address` and sign in on the form it sends to."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(address)
+    driver.find_element(By.NAME, "name").send_keys(name)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
 def fleet_page(out: Path, folder: Path) -> None:
     """The fleet page as an admin sees it, in both languages at 1920x1080."""
     from data.auth import users
@@ -307,10 +318,7 @@ def fleet_page(out: Path, folder: Path) -> None:
         for lang in BOTH:
             driver = chromium(*FULL_HD)
             try:
-                driver.get(f"{server.url}/fleet?lang={lang}")
-                driver.find_element(By.NAME, "name").send_keys("wang.wu")
-                driver.find_element(By.NAME, "password").send_keys(password)
-                driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                _signed_in(driver, f"{server.url}/fleet?lang={lang}", "wang.wu", password)
                 wait_until(lambda: driver.find_elements(By.ID, "fleet-counts"), message="the fleet page")
                 _seed_fleet(url)
                 wait_until(lambda: driver.execute_script(FLEET_READY, len(FLEET)), message="the screens listed")
@@ -324,114 +332,59 @@ def fleet_page(out: Path, folder: Path) -> None:
         server.stop()
 
 
-# The delivery log of the screenshot: (minutes ago, the issue's place in the newest issues,
-# step, channel, status, attempts, seconds to send, the error), oldest first. The maintenance
-# robot was throttled once (sent again ten minutes later) and takes a burst of L1 steps as one
-# digest; the plant's Feishu robot is refused (its secret was changed on one side only), the
-# MES webhook answers 503 and is retried, and the managers' mail waits for quiet hours to end.
-DELIVERIES = (
-    (215, 11, "L0", "wecom-prd", "sent", 1, 2, None),
-    (190, 10, "L0", "wecom-qa", "sent", 1, 1, None),
-    (176, 9, "L0", "dingtalk-mnt", "sent", 1, 1, None),
-    (165, 11, "L1", "wecom-prd", "sent", 1, 1, None),
-    (150, 8, "L0", "wecom-qa", "sent", 1, 2, None),
-    (131, 7, "PP@", "wecom-qa", "sent", 1, 1, None),
-    (128, 7, "PP@", "feishu-plant", "failed", 1, None,
-     "feishu 19021 sign match fail or timestamp is not within one hour from current time"),
-    (96, 6, "L0", "dingtalk-mnt", "sent", 2, 601, None),
-    *((61, n, "L1", "dingtalk-mnt", "sent", 1, "digest", None) for n in (5, 4, 3, 2, 1, 0)),
-    (58, 9, "L2", "feishu-plant", "failed", 1, None,
-     "feishu 19021 sign match fail or timestamp is not within one hour from current time"),
-    (42, 5, "L2", "wecom-prd", "sent", 1, 1, None),
-    (24, 3, "L0", "webhook-mes", "sent", 1, 1, None),
-    (12, 4, "L2", "email-managers", "pending", 0, None, None),
-    (9, 2, "L3", "email-managers", "pending", 0, None, None),
-    (4, 1, "L1", "webhook-mes", "pending", 3, None, "webhook HTTP 503"),
-    (3, 0, "L0", "webhook-mes", "pending", 2, None, "webhook HTTP 503"),
-    (1, 0, "L0", "wecom-qa", "sent", 1, 1, None),
-)
-DELIVERIES_READY = "return document.querySelectorAll('#deliveries-rows tr').length === arguments[0];"
-
-
-def _seed_deliveries(url: str) -> None:
-    """The outbox as the sender would have left it, its instants just before now, for the
-    newest issues of the demo plant; the managers' mail held until 07:00 site time."""
-    from sqlalchemy import insert, select
-
-    from data.models import Delivery, SlaRule
-    from data.notify.messages import Message
-
-    now = timezones.utc_now()
-    engine = db.get_engine(url)
-    with engine.begin() as conn:
-        issues = conn.execute(select(Issue.id, Issue.severity, SlaRule.name_zh, SlaRule.name_en)
-                              .join(SlaRule, SlaRule.issue_type == Issue.issue_type)
-                              .order_by(Issue.raised_at.desc()).limit(12)).all()
-        site = timezones.to_site(now)
-        morning = site.replace(hour=7, minute=0, second=0, microsecond=0)
-        quiet_end = (morning if morning > site else morning + timedelta(days=1)).astimezone(timezone.utc)
-        rows, digest = [], None
-        for n, (minutes, which, step, channel, status, attempts, send_s, error) in enumerate(DELIVERIES, 1):
-            issue = issues[which]
-            written = now - timedelta(minutes=minutes, seconds=n)
-            step = f"PP@{int(written.timestamp())}" if step == "PP@" else step
-            level = 9 if step.startswith("PP@") else int(step[1])
-            word = ("来回转派", "Ping-pong") if level == 9 else ("新问题", "New issue") if level == 0 else ("升级", "Escalated")
-            head = f"[{issue.severity}]" + ("" if level == 9 else f" L{level}")
-            title = f"{head} {word[0]} · {issue.id} · {issue.name_zh}"
-            if channel == "email-managers":
-                title += f" / {head} {word[1]} · {issue.id} · {issue.name_en}"
-            if send_s == "digest":
-                digest = digest or n
-            held = channel == "email-managers"
-            sent = status == "sent"
-            rows.append({
-                "id": n, "key": f"{issue.id}|{step}|{channel}", "issue_id": issue.id, "step": step,
-                "level": level, "channel_code": channel, "created_at": written,
-                "deliver_after": quiet_end if held else written, "status": status, "attempts": attempts,
-                "next_attempt_at": quiet_end if held else now + timedelta(seconds=20) if status == "pending" else written,
-                "sent_at": (now - timedelta(minutes=61) + timedelta(seconds=3) if send_s == "digest"
-                            else written + timedelta(seconds=send_s)) if sent else None,
-                "sent_in": (digest if send_s == "digest" else n) if sent else None, "last_error": error,
-                "message": Message(event="issue.escalated" if level else "issue.raised", event_id=f"{issue.id}|{step}|{channel}",
-                                   issue_ids=(issue.id,), level=level, severity=issue.severity, lang="zh",
-                                   title=title, lines=(), link=None, link_text="确认").to_json()})
-        conn.execute(insert(Delivery), rows)
+DELIVERIES_READY = "return document.querySelectorAll('#deliveries-rows tr').length > 0;"
 
 
 def deliveries_page(out: Path, folder: Path) -> None:
-    """The delivery log as an admin sees it, in both languages at 1920x1080."""
+    """The delivery log as an admin sees it, in both languages at 1920x1080, after a real
+    run: the demo plant built to four hours ago with its policy pointed at the local fake
+    platforms; the simulator brings those four hours up to now, the ladder swept every ten
+    minutes of them; then the one sender delivers for a while, the Feishu robot refusing the
+    first message (a secret changed on one side) and the managers' webhook answering 500 twice
+    (retried). At night the WeCom group's quiet hours hold its messages."""
     from data.auth import users
-    from selenium.webdriver.common.by import By
+    from data.demo import simulator
+    from data.notify import outbox, sender
+    from tools.fake_platforms import FakePlatforms, demo_policy_environment
 
     url = f"sqlite:///{folder / 'deliveries.sqlite'}"
     engine = db.get_engine(url)
     db.upgrade_schema(engine)
-    demo.build_demo_plant(engine, days=2, seed=7)
-    _seed_deliveries(url)
-    password = "screenshot admin password"
-    users.create(engine, "wang.wu", "admin", password, timezones.utc_now())
-    engine.dispose()
-    # No sender beside the server: the outbox stays as written.
-    server = AppServer(url, folder, SECRET_KEY="screenshots", NOTIFY_SENDER="0").start()
-    try:
-        for lang in BOTH:
-            driver = chromium(*FULL_HD)
-            try:
-                driver.get(f"{server.url}/deliveries?lang={lang}")
-                driver.find_element(By.NAME, "name").send_keys("wang.wu")
-                driver.find_element(By.NAME, "password").send_keys(password)
-                driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-                wait_until(lambda: driver.execute_script(DELIVERIES_READY, len(DELIVERIES)),
-                           message="the deliveries listed")
-                time.sleep(1.5)
-                shot = out / f"deliveries-{FULL_HD[0]}x{FULL_HD[1]}-{lang}.png"
-                driver.save_screenshot(str(shot))
-                print(shot)
-            finally:
-                driver.quit()
-    finally:
-        server.stop()
+    with FakePlatforms() as fake:
+        environment = demo_policy_environment(fake)
+        os.environ.update(environment)
+        end = timezones.utc_now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
+        demo.build_demo_plant(engine, days=2, seed=7, end=end)
+        outbox.listen()
+        plant = simulator.LiveSimulator(engine, seed=7, issues_per_hour=12, moves_per_hour=0)
+        for step in range(1, 25):
+            plant.step(end + step * timedelta(minutes=10))
+            outbox.sweep(engine, end + step * timedelta(minutes=10))
+        fake.fail_next("feishu", "qa", "bad_signature", n=1)
+        fake.fail_next("webhook", "managers", "http_500", n=2)
+        running = sender.Sender(engine, holder="screenshots")
+        for _ in range(16):
+            running.tick()
+            time.sleep(0.5)
+        password = "screenshot admin password"
+        users.create(engine, "wang.wu", "admin", password, timezones.utc_now())
+        engine.dispose()
+        # No sender beside the server: the log stays as the run left it.
+        server = AppServer(url, folder, SECRET_KEY="screenshots", NOTIFY_SENDER="0", **environment).start()
+        try:
+            for lang in BOTH:
+                driver = chromium(*FULL_HD)
+                try:
+                    _signed_in(driver, f"{server.url}/deliveries?lang={lang}", "wang.wu", password)
+                    wait_until(lambda: driver.execute_script(DELIVERIES_READY), message="the deliveries listed")
+                    time.sleep(1.5)
+                    shot = out / f"deliveries-{FULL_HD[0]}x{FULL_HD[1]}-{lang}.png"
+                    driver.save_screenshot(str(shot))
+                    print(shot)
+                finally:
+                    driver.quit()
+        finally:
+            server.stop()
 
 
 def stale_banner(out: Path, folder: Path) -> None:
@@ -566,6 +519,39 @@ def andon_pages(out: Path, folder: Path) -> None:
         server.stop()
 
 
+REVIEW_READY = "return document.querySelectorAll('#review-kpi-table td.this').length > 0;"
+
+
+def review_page(out: Path, folder: Path) -> None:
+    """The weekly review of the demo plant's last complete week as a manager sees it, in both
+    languages at 1920x1080."""
+    from data.auth import users
+    from selenium.webdriver.common.by import By
+
+    url = _plant("demo", folder)
+    password = "screenshot manager password"
+    users.create(db.get_engine(url), "li.na", "manager", password, timezones.utc_now())
+    server = AppServer(url, folder, SECRET_KEY="screenshots").start()
+    try:
+        for lang in BOTH:
+            driver = chromium(*FULL_HD)
+            try:
+                driver.get(f"{server.url}/review?lang={lang}")
+                driver.find_element(By.NAME, "name").send_keys("li.na")
+                driver.find_element(By.NAME, "password").send_keys(password)
+                driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                wait_until(lambda: driver.execute_script(REVIEW_READY), timeout=60, message="the week's figures")
+                _fonts_ready(driver)
+                time.sleep(1)
+                shot = out / f"review-{FULL_HD[0]}x{FULL_HD[1]}-{lang}.png"
+                driver.save_screenshot(str(shot))
+                print(shot)
+            finally:
+                driver.quit()
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
@@ -580,6 +566,7 @@ def main() -> None:
                         help="only the overview with its database frozen (a PostgreSQL server of its own)")
     parser.add_argument("--phone-ack", action="store_true", help="only the phone page an acknowledgement link opens")
     parser.add_argument("--andon", action="store_true", help="only a station's andon page and the QR sheet")
+    parser.add_argument("--review", action="store_true", help="only the weekly review page, as a manager sees it")
     args = parser.parse_args()
     reason = missing_browser()
     if reason:
@@ -595,7 +582,7 @@ def main() -> None:
         return
     alone = fleet_page if args.fleet else signin_page if args.signin else stale_banner if args.stale_banner \
         else deliveries_page if args.deliveries else phone_ack if args.phone_ack else andon_pages if args.andon \
-        else None
+        else review_page if args.review else None
     if alone:
         with tempfile.TemporaryDirectory() as tmp:
             alone(args.out, Path(tmp))

@@ -53,7 +53,7 @@ DOORS: tuple[Door, ...] = (
     *_doors("route", API_TOKEN, "/api/v1/issues /api/v1/issues/<issue_id>/events /api/v1/movements "
             "/api/v1/batch /api/v1/issues/<issue_id> /api/v1/openapi.json /api/v1/ "
             "/api/v1/<path:rest>"),
-    *_doors("page", "viewer", "/ /issues /material /explorer /issue/<issue_id> /404"),
+    *_doors("page", "viewer", "/ /issues /material /explorer /issue/<issue_id> /review /404"),
     # The fleet of wall screens: who shows what, and which have gone dark.
     *_doors("page", "admin", "/fleet", "refused"),
     *_doors("output", "admin", "fleet-counts fleet-note fleet-rows fleet-sent", "refused"),
@@ -81,10 +81,16 @@ DOORS: tuple[Door, ...] = (
             "explorer-drill explorer-list-what explorer-scrolled explorer-grid"),
     # The explorer's CSV/XLSX of the issue list: recorded in the audit log.
     *_doors("output", "manager", "explorer-download"),
+    # The weekly review: its pack and weeks read like the explorer; its PDF/XLSX/HTML recorded
+    # like the explorer's files; its action register changed by a signed-in manager alone.
+    *_doors("output", "viewer", "review-body review-nav"),
+    *_doors("output", "manager", "review-download"),
+    *_doors("output", "manager", "review-register review-saved review-add-error review-change-error "
+            "review-add review-change-action review-change-status review-change-evidence", "refused"),
 )
 
 _BY_KEY = {(door.kind, door.name): door for door in DOORS}
-EXPORTS = frozenset({"explorer-download"})
+EXPORTS = frozenset({"explorer-download", "review-download"})
 
 
 def door(kind: str, name: str) -> Door | None:

@@ -14,6 +14,7 @@ an hour without any (or the first) is marked, for the audit log.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -22,10 +23,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from data import db, timezones
 from data.models import ApiToken
+
+log = logging.getLogger(__name__)
 
 PREFIX = "fl_"
 # A source is named like a code: letters, digits and . _ - (at least one that is not a digit,
@@ -127,8 +131,15 @@ def authenticate(engine: Engine, token: str, now: datetime) -> Caller | None:
         known = _Known(Caller(row.id, row.source), _clock() + CACHE_FOR_S, row.last_used_at)
         _known[key] = known
     if known.last_used_at is None or now - known.last_used_at >= LAST_USE_EVERY:
-        with engine.begin() as conn:
-            resumed = mark_used(conn, ApiToken, known.caller.token_id, now)
+        try:
+            with engine.begin() as conn:
+                resumed = mark_used(conn, ApiToken, known.caller.token_id, now)
+        except OperationalError as exc:
+            # A database that takes no write (a full disk) still answers reads: the use is
+            # recorded by a later request.
+            log.warning("the use of API token %s was not recorded: %s", known.caller.token_id,
+                        str(exc.orig).splitlines()[0])
+            return known.caller
         known.last_used_at = now
         if resumed:
             return replace(known.caller, resumed=True)

@@ -38,7 +38,8 @@ class Listed:
     message's title, None when the message cannot be read."""
     id: int
     created_at: datetime
-    issue_id: str
+    # None: a message about no issue (the weekly pack; its step is the week).
+    issue_id: str | None
     step: str
     level: int
     channel_code: str

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 # Handle kinds a person may carry in people.im_handle ("wecom:zhangsan;mobile:138…"); a bare
 # handle counts for every platform that mentions by id.
 HANDLE_KINDS = ("wecom", "feishu", "dingtalk", "mobile", "email")
-EVENTS = ("issue.raised", "issue.escalated", "issue.ping_pong", "digest")
+EVENTS = ("issue.raised", "issue.escalated", "issue.ping_pong", "digest", "report.weekly")
 
 
 @dataclass(frozen=True)

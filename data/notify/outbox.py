@@ -3,7 +3,7 @@
 Two doors owe messages, both idempotent on the same keys, so either may come first and
 nothing is owed twice: `listen` adds a listener to the one write path (data.store), which owes
 an issue's first step in the transaction that raises it and a ping-pong notice in the one that
-passes it back; `sweep`, run by the notifier every tick, owes every step whose time has come
+passes it back, all just before that transaction writes; `sweep`, run by the notifier every tick, owes every step whose time has come
 for every open issue, whoever wrote it (an import, an outside writer, the ingest API).
 
 A step is taken once (notify_steps: issue, step); its messages are owed once per channel
@@ -15,11 +15,12 @@ force was imported are taken without a word: a new policy does not page about th
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import event as sa_event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -32,6 +33,7 @@ from data.notify import ladder, links, messages, policy as policies
 from data.notify.ladder import IssueClock, Owed, Silence
 from data.notify.messages import Mention, Message
 from data.notify.policy import Policy
+from data.reports import schedule
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,16 @@ def clock_of(issue, rule, location_line: str | None) -> IssueClock:
 
 
 # ---- the listener: a raise and a return, told in their own transaction ----------------
+# What the listener reads of the database, kept this long per process and database: a raise
+# costs no read of its own (an API batch stays a few statements), and a policy, a silence or
+# a person changed reaches the listener within this time. The sweep reads them every tick.
+KNOWN_FOR_S = 10.0
+_known: dict[str, tuple] = {}
+# session.info keys: the events to tell before the session writes, and whether the session
+# already calls _owe_pending before it flushes.
+_PENDING, _LISTENING = "notify: events to tell", "notify: listening"
+
+
 def listen() -> None:
     """Owe messages in the transaction of every raise and every hand-back written through
     data.store in this process (idempotent)."""
@@ -87,28 +99,57 @@ def listen() -> None:
 
 
 def _on_event(session: Session, issue: Issue, event: IssueEvent) -> None:
+    """Note the event; its messages are owed once the session has written it, all at once,
+    and written before the transaction commits (the session flushes until nothing is left)."""
     if event.kind not in ("raised", "reassigned"):
         return
-    conn = session.connection()
-    policy = policies.in_force(conn)
-    if not policy.id:
+    if not session.info.get(_LISTENING):
+        sa_event.listen(session, "after_flush_postexec", _owe_pending)
+        session.info[_LISTENING] = True
+    session.info.setdefault(_PENDING, []).append((issue, event))
+
+
+def _known_now(conn: Connection, as_of: datetime) -> tuple[Policy, Plant | None, list[Silence]]:
+    key = str(conn.engine.url)
+    known = _known.get(key)
+    if known is None or time.monotonic() - known[0] >= KNOWN_FOR_S:
+        policy = policies.in_force(conn)
+        known = (time.monotonic(), policy, load_plant(conn) if policy.id else None,
+                 active_silences(conn, as_of) if policy.id else [])
+        _known[key] = known
+    return known[1:]
+
+
+def _owe_pending(session: Session, _context) -> None:
+    pending = session.info.pop(_PENDING, [])
+    if not pending:
         return
-    as_of = timezones.utc_now()
-    # A savepoint: whatever goes wrong here, the raise itself commits; the sweep owes it later.
+    # Whatever goes wrong here, the writer's transaction goes on: the sweep owes it later.
     try:
-        with session.begin_nested():
-            plant = load_plant(conn)
+        conn = session.connection()
+        # The write's own instant (data.store stamps it): the listener reads no clock of its own.
+        policy, plant, silences = _known_now(conn, pending[0][0].updated_at or pending[0][1].at)
+        if not policy.id:
+            return
+        for issue, event in pending:
+            as_of = issue.updated_at or event.at
             if event.kind == "raised":
-                _take(session, policy, plant, issue, set(), active_silences(conn, as_of), as_of)
+                _take(session, policy, plant, issue, set(), silences, as_of, only_if_told=True)
             else:
-                # The savepoint flushed the event: it is among them.
-                departments = [d for (d,) in conn.execute(
-                    select(IssueEvent.department_code).where(IssueEvent.issue_id == issue.id)
-                    .order_by(IssueEvent.at, IssueEvent.id))]
-                if ladder.returned_to_earlier_holder(departments):
-                    _owe_ping_pong(session, policy, plant, issue, departments[-2], event.at, as_of)
-    except (IntegrityError, policies.PolicyError) as exc:
-        log.warning("issue %s: its messages are left to the next sweep (%s)", issue.id, exc)
+                holders = _holders_until(conn, event)
+                if ladder.returned_to_earlier_holder(holders):
+                    _owe_ping_pong(session, policy, plant, issue, holders[-2], event.at, as_of,
+                                   only_if_told=True)
+    except (policies.PolicyError, LookupError, ValueError, TypeError) as exc:
+        log.warning("messages left to the next sweep: %s", exc)
+
+
+def _holders_until(conn: Connection, event: IssueEvent) -> list[str]:
+    """The department holding the issue after each of its events, up to `event` (written)."""
+    return [department for department, at, event_id in conn.execute(
+        select(IssueEvent.department_code, IssueEvent.at, IssueEvent.id)
+        .where(IssueEvent.issue_id == event.issue_id).order_by(IssueEvent.at, IssueEvent.id))
+        if (at, event_id) <= (event.at, event.id)]
 
 
 # ---- the sweep: every step whose time has come -------------------------------------------
@@ -198,9 +239,10 @@ def _unannounced_returns(conn: Connection, policy: Policy, as_of: datetime,
 
 # ---- taking steps ----------------------------------------------------------------------
 def _take(session: Session, policy: Policy, plant: Plant, issue: Issue, taken: set[str],
-          silences: Sequence[Silence], as_of: datetime) -> int:
+          silences: Sequence[Silence], as_of: datetime, only_if_told: bool = False) -> int:
     """Take the steps `issue` owes at `as_of` and not taken yet; tell the highest. Returns the
-    deliveries owed."""
+    deliveries owed. `only_if_told`: take nothing when nobody would be told (the listener
+    leaves such steps to the sweep, so a raise writes nothing more than itself)."""
     rule = plant.rules.get(issue.issue_type)
     if rule is None:
         return 0
@@ -209,9 +251,11 @@ def _take(session: Session, policy: Policy, plant: Plant, issue: Issue, taken: s
                                          silences, as_of) if o.key not in taken]
     if not owed:
         return 0
+    top = owed[-1]
+    if only_if_told and not told(policy, plant, issue, top.step.tell, top.step.mention, as_of):
+        return 0
     for o in owed:
         session.add(NotifyStep(issue_id=issue.id, step=o.key, level=o.level, due_at=o.due_at, taken_at=as_of))
-    top = owed[-1]
     if policy.since is not None and top.due_at < policy.since:
         return 0
     event = "issue.raised" if top.step.when == "raised" and top.level == 0 else "issue.escalated"
@@ -224,12 +268,14 @@ def _take(session: Session, policy: Policy, plant: Plant, issue: Issue, taken: s
 
 
 def _ping_pong_key(at: datetime) -> str:
-    return f"PP@{int(at.timestamp())}"
+    return f"PP@{round(at.timestamp() * 1000)}"
 
 
 def _owe_ping_pong(session: Session, policy: Policy, plant: Plant, issue: Issue, left_by: str,
-                   at: datetime, as_of: datetime) -> int:
+                   at: datetime, as_of: datetime, only_if_told: bool = False) -> int:
     """Tell the managers of both departments that the issue came back (ping-pong)."""
+    if only_if_told and not told(policy, plant, issue, policy.ping_pong_tell, "manager", as_of, (left_by,)):
+        return 0
     key = _ping_pong_key(at)
     session.add(NotifyStep(issue_id=issue.id, step=key, level=PING_PONG_LEVEL, due_at=at, taken_at=as_of))
     return _owe(session, policy, plant, issue, key, PING_PONG_LEVEL, policy.ping_pong_tell, "manager",
@@ -287,6 +333,54 @@ def _owe(session: Session, policy: Policy, plant: Plant, issue: Issue, step_key:
                              status="pending", attempts=0, next_attempt_at=leaves))
         owed += 1
     return owed
+
+
+# ---- the scheduled weekly pack -------------------------------------------------------------
+# Quiet hours hold a report's message like any below P1.
+WEEKLY_SEVERITY = "P4"
+
+
+def owe_weekly(engine: Engine, pack: dict, as_of: datetime) -> int:
+    """Owe the message that the week's pack is ready (data/reports/schedule.py) to the policy's
+    plant channel, once per week and channel (key "weekly|<week>|<channel>"): the week, its
+    headline figures against last week's and the link to its review page. Returns the
+    deliveries owed (0 without a plant channel, or when owed already)."""
+    with engine.connect() as conn:
+        policy = policies.in_force(conn)
+    owed = 0
+    for code in filter(None, (policy.plant_channel,)):
+        channel = policy.channels.get(code)
+        if channel is None or channel.unset:
+            continue
+        key = f"weekly|{pack['week']}|{code}"
+        leaves = policies.quiet_until(channel, as_of, WEEKLY_SEVERITY, policy.zone)
+        message = compose_weekly(pack, event_id=key, lang=channel.language, as_of=as_of)
+        try:
+            with db.session_scope(engine) as session:
+                session.add(Delivery(key=key, issue_id=None, step=pack["week"], level=0, channel_code=code,
+                                     created_at=as_of, deliver_after=leaves, message=message.to_json(),
+                                     status="pending", attempts=0, next_attempt_at=leaves))
+        except IntegrityError:
+            continue
+        owed += 1
+    return owed
+
+
+def compose_weekly(pack: dict, *, event_id: str, lang: str, as_of: datetime) -> Message:
+    """The message about a week's pack, in the channel's language ("zh+en": both)."""
+    languages = ("zh", "en") if lang == "zh+en" else (lang,)
+    lines = []
+    for one in languages:
+        for row in schedule.headline(pack):
+            value, last = schedule.format_headline(row, one)
+            lines.append(words.t("notify_weekly_line", one).format(
+                name=words.bilingual_name(row, one), value=value, last=last))
+    return Message(event="report.weekly", event_id=event_id, issue_ids=(), level=0,
+                   severity=WEEKLY_SEVERITY, lang=lang,
+                   title=" / ".join(words.t("notify_weekly", one).format(week=pack["week"]) for one in languages),
+                   lines=tuple(lines), link=schedule.review_link(pack["week"]),
+                   link_text=" / ".join(words.t("notify_weekly_link", one) for one in languages),
+                   at=timezones.to_utc(as_of).isoformat())
 
 
 # ---- what a message says ---------------------------------------------------------------

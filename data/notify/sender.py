@@ -40,6 +40,7 @@ from data.models import Delivery, NotifyLease
 from data.notify import channels, outbox, policy as policies
 from data.notify.messages import Message
 from data.notify.policy import Channel, Policy
+from data.reports import schedule
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ MAX_ATTEMPTS = 12
 DIGEST_LINES = 10
 # Deliveries read per tick at most.
 BATCH = 1000
+# Seconds before a scheduled weekly pack that failed (sources behind, a folder not writable)
+# is tried again.
+PACK_RETRY_S = 600.0
 
 
 @dataclass
@@ -99,6 +103,8 @@ class Sender:
         self.paces: dict[str, _Pace] = defaultdict(_Pace)
         self.holding = False
         self.stopping = threading.Event()
+        self.packing: threading.Thread | None = None
+        self.pack_retry_at: datetime | None = None
 
     # ---- the lease --------------------------------------------------------------------
     def take_lease(self, now: datetime) -> bool:
@@ -161,7 +167,37 @@ class Sender:
         if not self.take_lease(now):
             return None, 0
         counted = outbox.sweep(self.engine, now)
+        try:
+            self.weekly_pack(now)
+        except Exception:  # noqa: BLE001 - a mistyped WEEKLY_PACK_AT must not hold up the ladder
+            log.exception("the scheduled weekly pack could not start; trying again in %.0f s", PACK_RETRY_S)
+            self.pack_retry_at = now + timedelta(seconds=PACK_RETRY_S)
         return counted, self.deliver(self.clock())
+
+    # ---- the scheduled weekly pack ------------------------------------------------------
+    def weekly_pack(self, now: datetime) -> None:
+        """Start the scheduled weekly pack (data/reports/schedule.py) when it is due and not
+        written, in a thread beside the ticks: a build takes seconds, minutes on a large plant,
+        and deliveries do not wait for it. One that failed is tried again PACK_RETRY_S later."""
+        if self.packing is not None and self.packing.is_alive():
+            return
+        if self.pack_retry_at is not None and now < self.pack_retry_at:
+            return
+        if schedule.pending(now) is None:
+            return
+        self.packing = threading.Thread(target=self._build_pack, args=(now,), name="weekly-pack",
+                                        daemon=True)
+        self.packing.start()
+
+    def _build_pack(self, now: datetime) -> None:
+        try:
+            week = schedule.build_scheduled(self.engine, now, tell=outbox.owe_weekly)
+        except Exception:  # noqa: BLE001 - sources behind, a full disk: try again later
+            log.exception("the scheduled weekly pack failed; trying again in %.0f s", PACK_RETRY_S)
+            self.pack_retry_at = now + timedelta(seconds=PACK_RETRY_S)
+            return
+        if week is not None:
+            log.info("weekly pack %s written to %s", week, schedule.folder())
 
     # ---- delivering ---------------------------------------------------------------------
     def deliver(self, now: datetime) -> int:

@@ -63,12 +63,15 @@ ByDepartment = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame, datetime, Ite
 
 
 def kpi_report(engine: Engine, *, since: datetime, until: datetime, as_of: datetime,
-               by_department: ByDepartment = issue_kpis_by_department) -> dict:
+               by_department: ByDepartment = issue_kpis_by_department, stock: bool = True) -> dict:
     """The KPIs of the window [since, until) computed at as_of, as the contract's JSON object.
 
     Material turnover covers the part of the window known at as_of; plan attainment the
     shifts starting in the window that have ended by as_of. `by_department` computes the
     figures per department (kpis.issue_kpis_by_department gives the reference ones).
+    `stock=False` leaves out the stock on hand and the turnover, the heavy part on a plant
+    of millions of movements, for a caller that needs only the counts (the weekly pack's
+    earlier weeks): the material object then holds the stagnant lots alone.
     """
     turnover_end = min(until, as_of)
     with engine.connect() as conn:
@@ -76,15 +79,21 @@ def kpi_report(engine: Engine, *, since: datetime, until: datetime, as_of: datet
         events = queries.holder_events(conn, since, until, as_of)
         open_now = queries.open_issues(conn, as_of)
         departments = queries.departments(conn)["code"].tolist()
-        on_hand = queries.stock_on_hand(conn, as_of)
         lots = queries.lot_positions(conn, as_of)
-        consumed = queries.consumed(conn, since, turnover_end)
-        levels = queries.stock_at_day_ends(
-            conn, since, kpis.day_ends(since, turnover_end, timezones.site_zone()))
+        if stock:
+            on_hand = queries.stock_on_hand(conn, as_of)
+            consumed = queries.consumed(conn, since, turnover_end)
+            levels = queries.stock_at_day_ends(
+                conn, since, kpis.day_ends(since, turnover_end, timezones.site_zone()))
         plan = queries.production_plan(conn, since, until)
 
-    on_hand = on_hand.assign(qty=on_hand["qty"].round(QTY_DECIMALS))
-    on_hand = on_hand[on_hand["qty"] != 0]
+    material = {"stagnant_lots": len(kpis.stagnant_lots(lots, as_of))}
+    if stock:
+        on_hand = on_hand.assign(qty=on_hand["qty"].round(QTY_DECIMALS))
+        on_hand = on_hand[on_hand["qty"] != 0]
+        material["on_hand"] = [{"location": row.location_code, "material": row.material_code,
+                                "qty": float(row.qty)} for row in on_hand.itertuples(index=False)]
+        material["turnover"] = _ratio(kpis.turnover(consumed, levels))
     per_department = by_department(population, events, open_now, as_of, departments)
     return {
         "as_of": _site_iso(as_of),
@@ -93,15 +102,7 @@ def kpi_report(engine: Engine, *, since: datetime, until: datetime, as_of: datet
         "overall": _issue_object(kpis.issue_kpis(population, events, open_now, as_of)),
         "by_department": {code: _issue_object(values)
                           for code, values in per_department.items()},
-        "material": {
-            "stagnant_lots": len(kpis.stagnant_lots(lots, as_of)),
-            "on_hand": [
-                {"location": row.location_code, "material": row.material_code,
-                 "qty": float(row.qty)}
-                for row in on_hand.itertuples(index=False)
-            ],
-            "turnover": _ratio(kpis.turnover(consumed, levels)),
-        },
+        "material": material,
         "plan_attainment": _ratio(kpis.plan_attainment(plan, as_of)),
     }
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from data import settings, theme, timezones
+from data import kpis, settings, theme, timezones
 from data.wall.columns import IssueColumns, epoch_ns, group_medians, ns
 from data.wall.frames import (QTY_DECIMALS, TREND_DAYS, WallFrames, capped, computed_parts,
                               data_errors, load_frames, on_line, shortage_types, stagnant_lots)
@@ -103,25 +103,22 @@ def _scoreboard(week: IssueColumns, open_now: IssueColumns, as_of: datetime,
 
 
 def _star(scoreboard: list[dict]) -> tuple[str | None, dict | None]:
-    """The collaboration star and why (docs/wall.md): among the departments with at least
-    STAR_MIN_ISSUES issues raised in the week and a response SLA compliance that is not red,
-    the fastest median response; a tie goes to the higher compliance, then the more issues,
-    then the department code. None when no department qualifies."""
+    """The collaboration star of the week and why (data.kpis.collaboration_star)."""
     minimum = settings.get_int("STAR_MIN_ISSUES")
-    contenders = [r for r in scoreboard if r["raised"] >= minimum
-                  and r["median_response_min"] is not None and r["response_sla_compliance"] is not None
-                  and theme.level("response_sla_compliance", r["response_sla_compliance"]) != theme.BAD]
-    if not contenders:
+    code, tied = kpis.collaboration_star(
+        ((r["department_code"], r["raised"], r["median_response_min"], r["response_sla_compliance"])
+         for r in scoreboard), minimum, _red_response_sla)
+    if code is None:
         return None, None
-    best = min(contenders, key=lambda r: (r["median_response_min"], -r["response_sla_compliance"],
-                                          -r["raised"], r["department_code"]))
-    tied = sorted(r["department_code"] for r in contenders if r is not best
-                  and r["median_response_min"] == best["median_response_min"])
-    return best["department_code"], {
-        "department_code": best["department_code"], "raised": best["raised"],
-        "median_response_min": best["median_response_min"],
-        "response_sla_compliance": best["response_sla_compliance"],
-        "tied_with": tied, "min_issues": minimum}
+    best = next(r for r in scoreboard if r["department_code"] == code)
+    return code, {"department_code": code, "raised": best["raised"],
+                  "median_response_min": best["median_response_min"],
+                  "response_sla_compliance": best["response_sla_compliance"],
+                  "tied_with": tied, "min_issues": minimum}
+
+
+def _red_response_sla(compliance: float) -> bool:
+    return theme.level("response_sla_compliance", compliance) == theme.BAD
 
 
 def _material_alerts(mine_open: IssueColumns, lots: pd.DataFrame, names: dict,

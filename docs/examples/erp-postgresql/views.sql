@@ -260,4 +260,4 @@ SELECT 'bulk'::varchar(32), floor(extract(epoch FROM now()) / 3600)::integer;
 
 -- The schema revision these views present; `python app.py serve` refuses any other. When a
 -- FloorLink upgrade brings a new revision, review the views against it, then raise this.
-CREATE VIEW floorlink_views.alembic_version (version_num) AS VALUES ('0009'::varchar(32));
+CREATE VIEW floorlink_views.alembic_version (version_num) AS VALUES ('0011'::varchar(32));
