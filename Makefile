@@ -43,12 +43,13 @@ system-packages run-system-packages:
 test: $(VENV)/.dev system-packages
 	$(PY) -m pytest
 
-## bench: W-S and W-M on SQLite and PostgreSQL, every variant side by side, then the load
+## bench: the benchmarks' own tests, then W-S and W-M on SQLite and PostgreSQL, every variant side by side, then the load
 ## sweep and a 10-minute mixed load (screens, API clients, explorer) on PostgreSQL and Redis
 BENCH_PG ?= postgresql+psycopg://postgres@127.0.0.1:5432
 BENCH_REDIS ?= redis://127.0.0.1:6379/0
 BENCH_DIR := instance/bench
 bench: $(VENV)/.dev
+	$(PY) -m pytest bench/tests
 	mkdir -p $(BENCH_DIR)
 	$(PY) -m bench.kpi_bench --workload W-S --url sqlite:///$(BENCH_DIR)/W-S.sqlite
 	$(PY) -m bench.kpi_bench --workload W-S --url $(BENCH_PG)/floorlink_bench_ws

@@ -97,6 +97,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NOTIFY_SENDER", "1",
             "1: `python app.py run` and `serve` start the one sender of pushed messages beside the "
             "web server; 0: it runs as its own service (`python app.py notify run`)."),
+    Setting("NOTIFY_LEASE_S", "15",
+            "Seconds after the sender of pushed messages last renewed its lease before another "
+            "sender takes over (a standby's failover time)."),
     Setting("PUBLIC_URL", "",
             "The address phones and tablets open FloorLink at (e.g. https://floorlink.plant.example): "
             "the origin of the acknowledgement links in pushed messages and of the stations' QR "

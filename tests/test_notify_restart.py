@@ -22,6 +22,8 @@ from tools.fake_platforms import FakePlatforms
 
 ROOT = Path(__file__).resolve().parent.parent
 BURST = 40
+# The lease a killed sender leaves, short: the test waits for it to lapse.
+LEASE_S = 3
 
 
 @pytest.fixture
@@ -50,7 +52,8 @@ def start_sender(db_url: str, tmp_path: Path) -> subprocess.Popen:
     log = open(tmp_path / "sender.log", "ab")
     return subprocess.Popen([sys.executable, "app.py", "notify", "run"], cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT,
-                            env={**os.environ, "DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1",
+                                 "NOTIFY_LEASE_S": str(LEASE_S)})
 
 
 def wait_for(condition, seconds: float) -> None:
@@ -109,7 +112,7 @@ def test_a_sender_killed_mid_burst_loses_nothing_and_repeats_at_most_the_one_in_
         first.kill()
     second = start_sender(db_url, tmp_path)
     try:
-        # The killed sender's lease lapses first (15 s).
+        # The killed sender's lease lapses first (LEASE_S).
         wait_for(lambda: sent(engine) == BURST, 120)
     finally:
         second.send_signal(signal.SIGTERM)

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from data import settings
 from data.models import Delivery
 from data.notify import outbox, sender as senders
 from tests.notify_support import T0, listening, policy_text, raise_issue, small_plant  # noqa: F401 - autouse
@@ -215,7 +216,7 @@ def test_one_sender_sends_while_another_waits_for_the_lease(engine, fake, clock)
     raise_issue(engine, "Q-9", T0)
     assert second.tick() == (None, 0)
     assert first.tick()[1] == 3
-    clock.advance(senders.LEASE_S - 1)
+    clock.advance(settings.get_float("NOTIFY_LEASE_S") - 1)
     assert not second.take_lease(clock.now)
     clock.advance(2)     # the first stopped renewing: its lease lapsed
     assert second.take_lease(clock.now) and not first.take_lease(clock.now)

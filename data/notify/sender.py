@@ -45,7 +45,6 @@ from data.reports import schedule
 log = logging.getLogger(__name__)
 
 LEASE = "sender"
-LEASE_S = 15.0
 TICK_S = 0.5
 # The window a platform counts its per-minute limit in, with a second of margin for the
 # time a request takes to arrive.
@@ -109,7 +108,7 @@ class Sender:
     # ---- the lease --------------------------------------------------------------------
     def take_lease(self, now: datetime) -> bool:
         """Hold or renew the lease; False while another sender holds it."""
-        expires = now + timedelta(seconds=LEASE_S)
+        expires = now + timedelta(seconds=settings.get_float("NOTIFY_LEASE_S"))
         with db.session_scope(self.engine) as session:
             lease = session.get(NotifyLease, LEASE, with_for_update=True)
             if lease is None:
