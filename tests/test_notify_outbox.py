@@ -14,6 +14,10 @@ from data.notify import links, outbox
 from data.notify.messages import Message
 from tests.notify_support import T0, listening, policy_text, raise_issue, small_plant  # noqa: F401 - autouse
 
+# The listener's transaction, its rollback and the sweep are checked on both databases by
+# the sender's and the restart's tests too; here SQLite keeps the suite within its time.
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def at(monkeypatch):

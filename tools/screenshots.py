@@ -526,7 +526,6 @@ def review_page(out: Path, folder: Path) -> None:
     """The weekly review of the demo plant's last complete week as a manager sees it, in both
     languages at 1920x1080."""
     from data.auth import users
-    from selenium.webdriver.common.by import By
 
     url = _plant("demo", folder)
     password = "screenshot manager password"
@@ -536,10 +535,7 @@ def review_page(out: Path, folder: Path) -> None:
         for lang in BOTH:
             driver = chromium(*FULL_HD)
             try:
-                driver.get(f"{server.url}/review?lang={lang}")
-                driver.find_element(By.NAME, "name").send_keys("li.na")
-                driver.find_element(By.NAME, "password").send_keys(password)
-                driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                _signed_in(driver, f"{server.url}/review?lang={lang}", "li.na", password)
                 wait_until(lambda: driver.execute_script(REVIEW_READY), timeout=60, message="the week's figures")
                 _fonts_ready(driver)
                 time.sleep(1)
