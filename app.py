@@ -663,6 +663,7 @@ def _notify_forever() -> None:
 
     from sqlalchemy import inspect
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = db.get_engine()
     if settings.is_embedded_default():
         db.upgrade_schema(engine)
